@@ -1,0 +1,2 @@
+// The workers adapter lands with the edge-integrations issue; the entry exists so the exports map builds.
+export {};
