@@ -8,7 +8,17 @@ export interface LocalClusterOptions {
   /** Weights by position; default descending (first member preferred): n, n-1, ..., 1. */
   weights?: number[];
   /** Extra gateway options applied to every member (CORS origins, allow-list...). */
-  gateway?: { corsOrigins?: string[]; allow?: string[]; backendTimeoutMs?: number };
+  gateway?: {
+    corsOrigins?: string[];
+    allow?: string[];
+    backendTimeoutMs?: number;
+    /** Receives the gateways' log lines; default: discarded (they would drown test output). */
+    log?: (line: string, member: string) => void;
+  };
+  /** redis-server executable; default `redis-server` from PATH. */
+  redisServer?: string;
+  /** How long each redis-server and gateway may take to answer PING; default 10 s. */
+  readyTimeoutMs?: number;
 }
 
 /** One member, ready to paste into `createFailoverRedis({ members })`. */
@@ -40,4 +50,9 @@ export interface LocalCluster {
   setLag(name: string, ms: number): Promise<void>;
   /** Stops everything; idempotent. */
   stop(): Promise<void>;
+  /**
+   * Each member's redis-server (`redis://127.0.0.1:<port>`) by name, for tests that bypass the
+   * gateway. Kept off `LocalMember` so members stay exactly what the client config accepts.
+   */
+  redisUrls?: Record<string, string>;
 }
