@@ -1,0 +1,234 @@
+/**
+ * Member selection: a pure function of (members' state, current active member, request
+ * hints, clock). No I/O and no hidden state, so it is unit- and property-tested directly.
+ */
+import type { CircuitPhase } from './circuit.js';
+import type { HealthStatus, SwitchReason } from './events.js';
+
+export interface MemberLocation {
+  lat?: number;
+  lon?: number;
+  /** Cloudflare data-centre codes (`request.cf.colo`) this member is considered local to. */
+  colos?: string[];
+}
+
+/** What the selector needs to know about one member. */
+export interface MemberView {
+  name: string;
+  weight: number;
+  location?: MemberLocation;
+  status: HealthStatus;
+  phase: CircuitPhase;
+  /** Start of the current healthy streak; undefined while unhealthy or never observed. */
+  healthySince?: number;
+  /** Replication lag last reported, and the most this member may lag to be failed back to. */
+  lagMs?: number;
+  lagToleranceMs?: number;
+}
+
+/** Where the request comes from (`request.cf` on Cloudflare); used only with proximity. */
+export interface RequestHints {
+  lat?: number;
+  lon?: number;
+  colo?: string;
+}
+
+export interface SelectionInput {
+  members: readonly MemberView[];
+  active: string | undefined;
+  /** When the current active member was chosen. */
+  activeSince: number;
+  forced?: { name: string; until: number };
+  gracePeriodMs: number;
+  proximity: boolean;
+  hints?: RequestHints;
+  now: number;
+}
+
+export interface Selection {
+  /** Members to try, in order: the active one first, every member exactly once. */
+  order: string[];
+  active: string | undefined;
+  /** Set when the active member changes for a reason worth an event. */
+  switched?: { from: string | undefined; to: string; reason: SwitchReason };
+}
+
+/** A member we would send traffic to first: circuit closed and not reported down. */
+export function isUsable(m: MemberView): boolean {
+  return m.phase === 'closed' && m.status !== 'unhealthy';
+}
+
+function withinLag(m: MemberView): boolean {
+  return m.lagMs === undefined || m.lagToleranceMs === undefined || m.lagMs <= m.lagToleranceMs;
+}
+
+/** Healthy, in sync and has stayed so for a whole grace period: fit to fail back to. */
+function isSettled(m: MemberView, now: number, gracePeriodMs: number): boolean {
+  return (
+    isUsable(m) &&
+    m.status === 'healthy' &&
+    withinLag(m) &&
+    m.healthySince !== undefined &&
+    now - m.healthySince >= gracePeriodMs
+  );
+}
+
+function tier(m: MemberView): number {
+  if (isUsable(m)) return m.status === 'healthy' ? 0 : 1;
+  return m.phase === 'half-open' ? 2 : 3;
+}
+
+const EARTH_RADIUS_KM = 6371;
+
+/** Great-circle distance in km (haversine). */
+export function distanceKm(aLat: number, aLon: number, bLat: number, bLon: number): number {
+  const rad = Math.PI / 180;
+  const dLat = (bLat - aLat) * rad;
+  const dLon = (bLon - aLon) * rad;
+  const h =
+    Math.sin(dLat / 2) ** 2 + Math.cos(aLat * rad) * Math.cos(bLat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** How far a member is from the request: 0 for a colo match, km for coordinates, else Infinity. */
+export function proximityOf(m: MemberView, hints: RequestHints | undefined): number {
+  if (!hints) return Number.POSITIVE_INFINITY;
+  const loc = m.location;
+  if (!loc) return Number.POSITIVE_INFINITY;
+  if (hints.colo && loc.colos?.includes(hints.colo)) return 0;
+  if (
+    hints.lat !== undefined &&
+    hints.lon !== undefined &&
+    loc.lat !== undefined &&
+    loc.lon !== undefined
+  ) {
+    return distanceKm(hints.lat, hints.lon, loc.lat, loc.lon);
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+function hasProximity(input: SelectionInput): boolean {
+  const h = input.hints;
+  return (
+    input.proximity && !!h && (h.colo !== undefined || (h.lat !== undefined && h.lon !== undefined))
+  );
+}
+
+/** Orders all members: healthy, unknown, half-open, down; then nearest or heaviest; then name. */
+export function rankMembers(input: SelectionInput): MemberView[] {
+  const byDistance = hasProximity(input);
+  const distance = new Map<string, number>();
+  if (byDistance) for (const m of input.members) distance.set(m.name, proximityOf(m, input.hints));
+  return [...input.members].sort((a, b) => {
+    const t = tier(a) - tier(b);
+    if (t !== 0) return t;
+    if (byDistance) {
+      const d = distance.get(a.name)! - distance.get(b.name)!;
+      if (d !== 0 && !Number.isNaN(d)) return d;
+    }
+    if (a.weight !== b.weight) return b.weight - a.weight;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  });
+}
+
+/**
+ * Why `candidate` would be a strictly better active member than `current`: nearer with
+ * proximity, otherwise heavier. Undefined when it is not better.
+ */
+function betterBecause(
+  candidate: MemberView,
+  current: MemberView,
+  input: SelectionInput,
+): 'proximity' | 'failback' | undefined {
+  if (hasProximity(input)) {
+    const dc = proximityOf(candidate, input.hints);
+    const dk = proximityOf(current, input.hints);
+    if (dc !== dk) return dc < dk ? 'proximity' : undefined;
+  }
+  return candidate.weight > current.weight ? 'failback' : undefined;
+}
+
+function reasonForLeaving(current: MemberView | undefined): SwitchReason {
+  if (!current) return 'forced'; // removed at run time
+  return current.phase !== 'closed' ? 'circuit' : 'health-check';
+}
+
+export function selectMembers(input: SelectionInput): Selection {
+  const ranked = rankMembers(input);
+  const byName = new Map(input.members.map((m) => [m.name, m]));
+  const current = input.active === undefined ? undefined : byName.get(input.active);
+  let next: MemberView | undefined = current;
+  let reason: SwitchReason | undefined;
+
+  const forced = input.forced;
+  const forcedMember = forced && input.now < forced.until ? byName.get(forced.name) : undefined;
+
+  if (forcedMember) {
+    next = forcedMember;
+    reason = 'forced';
+  } else if (current && isUsable(current)) {
+    // Sticky: keep a working member; move only to a clearly better one that has been healthy
+    // for a whole grace period, and not sooner than a grace period after the last switch.
+    const best = ranked[0];
+    const because = best && best !== current ? betterBecause(best, current, input) : undefined;
+    if (
+      best &&
+      because &&
+      isSettled(best, input.now, input.gracePeriodMs) &&
+      input.now - input.activeSince >= input.gracePeriodMs
+    ) {
+      next = best;
+      reason = because;
+    }
+  } else {
+    const firstUsable = ranked.find(isUsable);
+    if (firstUsable) {
+      next = firstUsable;
+      reason = input.active === undefined ? undefined : reasonForLeaving(current);
+    } else if (!current) {
+      // Nothing usable and nothing chosen yet (or the active one was removed): take the head
+      // of the ranking so the data path still has somewhere to start.
+      next = ranked[0];
+      reason = input.active === undefined ? undefined : 'forced';
+    }
+  }
+
+  const order: string[] = [];
+  if (next) order.push(next.name);
+  for (const m of ranked) if (m !== next) order.push(m.name);
+
+  const selection: Selection = { order, active: next?.name };
+  if (next && next.name !== input.active && reason) {
+    selection.switched = { from: input.active, to: next.name, reason };
+  }
+  return selection;
+}
+
+/**
+ * Which members deserve a background check now: an open circuit whose grace period has ended
+ * (the half-open trial), and members preferred over the active one, so failback can see them
+ * healthy for a whole grace period before it moves traffic back.
+ */
+export function membersDueForCheck(
+  input: SelectionInput,
+  lastCheckedAt: ReadonlyMap<string, number>,
+  checkIntervalMs: number,
+): string[] {
+  const active = input.members.find((m) => m.name === input.active);
+  const due: string[] = [];
+  for (const m of input.members) {
+    if (m.name === input.active) continue;
+    const last = lastCheckedAt.get(m.name) ?? Number.NEGATIVE_INFINITY;
+    if (m.phase === 'half-open') {
+      due.push(m.name);
+    } else if (
+      m.phase === 'closed' &&
+      active &&
+      betterBecause(m, active, input) &&
+      input.now - last >= checkIntervalMs
+    ) {
+      due.push(m.name);
+    }
+  }
+  return due;
+}

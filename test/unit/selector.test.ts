@@ -1,0 +1,232 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { CircuitSettings } from '../../src/circuit.js';
+import type { ResolvedMember } from '../../src/config.js';
+import { HealthStore } from '../../src/health/store.js';
+import {
+  distanceKm,
+  type MemberView,
+  membersDueForCheck,
+  rankMembers,
+  type SelectionInput,
+  selectMembers,
+} from '../../src/selector.js';
+
+function view(name: string, weight: number, extra: Partial<MemberView> = {}): MemberView {
+  return { name, weight, status: 'unknown', phase: 'closed', ...extra };
+}
+
+function input(members: MemberView[], extra: Partial<SelectionInput> = {}): SelectionInput {
+  return {
+    members,
+    active: undefined,
+    activeSince: 0,
+    gracePeriodMs: 1000,
+    proximity: false,
+    now: 10_000,
+    ...extra,
+  };
+}
+
+describe('selectMembers', () => {
+  it('starts on the heaviest member, ties broken by name, every member listed once', () => {
+    const s = selectMembers(input([view('c', 1), view('b', 2), view('a', 2)]));
+    expect(s.active).toBe('a');
+    expect(s.order).toEqual(['a', 'b', 'c']);
+    expect(s.switched).toBeUndefined();
+  });
+
+  it('ranks known-healthy before unknown, and open circuits last', () => {
+    const ranked = rankMembers(
+      input([
+        view('a', 3, { phase: 'open', status: 'unhealthy' }),
+        view('b', 2),
+        view('c', 1, { status: 'healthy', healthySince: 0 }),
+      ]),
+    );
+    expect(ranked.map((m) => m.name)).toEqual(['c', 'b', 'a']);
+  });
+
+  it('is sticky: keeps a working active member even when an equal or heavier one is fresh', () => {
+    const s = selectMembers(
+      input(
+        [
+          view('a', 2, { status: 'healthy', healthySince: 9500 }),
+          view('b', 1, { status: 'healthy' }),
+        ],
+        { active: 'b', activeSince: 0 },
+      ),
+    );
+    expect(s.active).toBe('b');
+    expect(s.order).toEqual(['b', 'a']);
+  });
+
+  it('fails back to a heavier member healthy for a whole grace period', () => {
+    const s = selectMembers(
+      input(
+        [
+          view('a', 2, { status: 'healthy', healthySince: 8000 }),
+          view('b', 1, { status: 'healthy' }),
+        ],
+        { active: 'b', activeSince: 0 },
+      ),
+    );
+    expect(s.active).toBe('a');
+    expect(s.switched).toEqual({ from: 'b', to: 'a', reason: 'failback' });
+  });
+
+  it('does not fail back to a member lagging beyond its tolerance', () => {
+    const members = [
+      view('a', 2, { status: 'healthy', healthySince: 0, lagMs: 6000, lagToleranceMs: 5000 }),
+      view('b', 1, { status: 'healthy' }),
+    ];
+    expect(selectMembers(input(members, { active: 'b' })).active).toBe('b');
+    members[0]!.lagMs = 100;
+    expect(selectMembers(input(members, { active: 'b' })).active).toBe('a');
+  });
+
+  it('leaves an active member whose circuit opened, with reason circuit', () => {
+    const s = selectMembers(
+      input([view('a', 2, { phase: 'open', status: 'unhealthy' }), view('b', 1)], {
+        active: 'a',
+      }),
+    );
+    expect(s.active).toBe('b');
+    expect(s.order).toEqual(['b', 'a']);
+    expect(s.switched?.reason).toBe('circuit');
+  });
+
+  it('leaves an active member a health check reported down, with reason health-check', () => {
+    const s = selectMembers(
+      input([view('a', 2, { status: 'unhealthy' }), view('b', 1)], { active: 'a' }),
+    );
+    expect(s.switched).toEqual({ from: 'a', to: 'b', reason: 'health-check' });
+  });
+
+  it('still lists every member when all are down (the data path keeps trying)', () => {
+    const s = selectMembers(
+      input(
+        [
+          view('a', 2, { phase: 'open', status: 'unhealthy' }),
+          view('b', 1, { phase: 'half-open', status: 'unhealthy' }),
+        ],
+        { active: 'a' },
+      ),
+    );
+    expect(s.order.sort()).toEqual(['a', 'b']);
+    expect(s.active).toBe('a');
+  });
+
+  it('a forced member wins until the lock ends', () => {
+    const members = [view('a', 2, { status: 'healthy', healthySince: 0 }), view('b', 1)];
+    const forced = { name: 'b', until: 20_000 };
+    expect(selectMembers(input(members, { active: 'a', forced })).active).toBe('b');
+    expect(selectMembers(input(members, { active: 'a', forced, now: 20_000 })).active).toBe('a');
+  });
+
+  it('with proximity, prefers the member nearest to the request', () => {
+    const members = [
+      view('us', 2, { location: { lat: 40.7, lon: -74 } }),
+      view('eu', 1, { location: { lat: 50.1, lon: 8.7 } }),
+    ];
+    const paris = { lat: 48.9, lon: 2.35 };
+    const s = selectMembers(input(members, { proximity: true, hints: paris }));
+    expect(s.active).toBe('eu');
+    // without proximity the weight decides
+    expect(selectMembers(input(members, { hints: paris })).active).toBe('us');
+  });
+
+  it('with proximity, a colo match beats coordinates', () => {
+    const members = [
+      view('a', 1, { location: { lat: 0, lon: 0, colos: ['FRA'] } }),
+      view('b', 1, { location: { lat: 50, lon: 8 } }),
+    ];
+    const s = selectMembers(
+      input(members, { proximity: true, hints: { colo: 'FRA', lat: 50, lon: 8 } }),
+    );
+    expect(s.active).toBe('a');
+  });
+
+  it('computes great-circle distances', () => {
+    expect(distanceKm(48.8566, 2.3522, 51.5074, -0.1278)).toBeGreaterThan(330);
+    expect(distanceKm(48.8566, 2.3522, 51.5074, -0.1278)).toBeLessThan(350);
+  });
+});
+
+describe('membersDueForCheck', () => {
+  it('asks for a trial of a half-open member and checks of heavier idle members', () => {
+    const members = [
+      view('a', 3, { phase: 'half-open', status: 'unhealthy' }),
+      view('b', 2, { status: 'healthy' }),
+      view('c', 1, { status: 'healthy' }),
+    ];
+    const due = membersDueForCheck(input(members, { active: 'c' }), new Map(), 5000);
+    expect(due).toEqual(['a', 'b']);
+    const recently = new Map([['b', 9000]]);
+    expect(membersDueForCheck(input(members, { active: 'c' }), recently, 5000)).toEqual(['a']);
+  });
+});
+
+describe('no flapping (property)', () => {
+  const settings: CircuitSettings = {
+    consecutive: { threshold: 3 },
+    rate: { threshold: 0.5, minimumFailures: 3, windowMs: 10_000 },
+    gracePeriodMs: 5000,
+  };
+  const members: ResolvedMember[] = [
+    { name: 'a', url: 'http://127.0.0.1:1', token: 't', weight: 2 },
+    { name: 'b', url: 'http://127.0.0.1:2', token: 't', weight: 1 },
+  ];
+
+  it('switches at most about twice per grace period however the preferred member flaps', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ dt: fc.integer({ min: 1, max: 2000 }), aUp: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 400,
+        }),
+        (steps) => {
+          const store = new HealthStore('k', members);
+          let now = 0;
+          let switches = 0;
+          for (const step of steps) {
+            now += step.dt;
+            for (const name of store.claimDueChecks(undefined, false, 5000, 1000, 10_000, now)) {
+              store.recordCheck(name, name === 'b' || step.aUp, 'probe', settings, now);
+              store.finishCheck(name);
+            }
+            const sel = store.select(undefined, false, settings.gracePeriodMs, now);
+            if (sel.switched) switches += 1;
+            const first = sel.order[0]!;
+            if (first === 'a' && !step.aUp) {
+              store.recordFailure('a', 'not-sent', 'down', settings, now);
+              store.recordSuccess('b', 1, settings, 'request', now);
+            } else {
+              store.recordSuccess(first, 1, settings, 'request', now);
+            }
+          }
+          const bound = 2 * Math.ceil(now / settings.gracePeriodMs) + 2;
+          expect(switches).toBeLessThanOrEqual(bound);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never selects a member whose circuit is open while another is usable', () => {
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 200 }), (ups) => {
+        const store = new HealthStore('k', members);
+        let now = 0;
+        for (const aUp of ups) {
+          now += 100;
+          const sel = store.select(undefined, false, settings.gracePeriodMs, now);
+          const first = sel.order[0]!;
+          expect(store.records.get(first)!.circuit.open && first === 'a').toBe(false);
+          if (first === 'a' && !aUp) store.recordFailure('a', 'not-sent', 'down', settings, now);
+          else store.recordSuccess(first, 1, settings, 'request', now);
+        }
+      }),
+    );
+  });
+});
