@@ -1,0 +1,174 @@
+/**
+ * `createFailoverRedis`: an `@upstash/redis` `Redis` (every command, pipelines, transactions,
+ * scripts) whose requests go through the failover requester, plus the controls of design 4.6/4.7.
+ */
+import { Redis } from '@upstash/redis';
+import {
+  type FailoverOptions,
+  type MemberConfig,
+  resolveOptions,
+  validateMember,
+} from './config.js';
+import { ConfigError } from './errors.js';
+import { Emitter, type FailoverEvents, type FailoverListener } from './events.js';
+import { healthStoreFor, type StoreSnapshot } from './health/store.js';
+import { FailoverCore, FailoverRequester, type RequestScope } from './requester.js';
+import type { RequestHints } from './selector.js';
+
+/** What `scope()` takes from a request; adapters build it from `request.cf` and the context. */
+export interface ScopeOptions {
+  /** `request.cf` (or anything with `colo`, `latitude`, `longitude`), for proximity. */
+  cf?: { colo?: unknown; latitude?: unknown; longitude?: unknown } | null;
+  hints?: RequestHints;
+  waitUntil?: (promise: Promise<unknown>) => void;
+  signal?: AbortSignal;
+  /** Budget for the whole request (ms from now); each command still has `deadlineMs`. */
+  deadlineMs?: number;
+  /** Keep every command of the request on one member unless it fails. Default true. */
+  pin?: boolean;
+}
+
+/** Turns `request.cf` (strings for coordinates) into hints; ignores what it cannot parse. */
+export function hintsFromCf(cf: ScopeOptions['cf']): RequestHints | undefined {
+  if (!cf) return undefined;
+  const hints: RequestHints = {};
+  if (typeof cf.colo === 'string' && cf.colo) hints.colo = cf.colo;
+  const lat = Number.parseFloat(String(cf.latitude));
+  const lon = Number.parseFloat(String(cf.longitude));
+  if (Number.isFinite(lat) && Number.isFinite(lon)) {
+    hints.lat = lat;
+    hints.lon = lon;
+  }
+  return hints.colo !== undefined || hints.lat !== undefined ? hints : undefined;
+}
+
+export class FailoverRedis extends Redis {
+  readonly #core: FailoverCore;
+  readonly #requester: FailoverRequester;
+
+  /** @internal use `createFailoverRedis` */
+  constructor(core: FailoverCore, scope: RequestScope) {
+    const requester = new FailoverRequester(core, scope);
+    super(requester);
+    this.#core = core;
+    this.#requester = requester;
+    if (core.options.enableAutoPipelining) {
+      // The Requester form of the constructor skips @upstash/redis' auto-pipeline proxy;
+      // returning it from the constructor is how the library itself enables it.
+      // biome-ignore lint/correctness/noConstructorReturn: mirrors @upstash/redis
+      return this.autoPipeline() as this;
+    }
+  }
+
+  /** A client bound to one request: hints, deadline, `waitUntil`, and a pinned member. */
+  scope(options: ScopeOptions = {}): FailoverRedis {
+    const scope: RequestScope = { pin: options.pin !== false };
+    const hints = options.hints ?? hintsFromCf(options.cf);
+    if (hints) scope.hints = hints;
+    if (options.waitUntil) scope.waitUntil = options.waitUntil;
+    if (options.signal) scope.signal = options.signal;
+    if (options.deadlineMs !== undefined) scope.deadlineAt = this.#core.now() + options.deadlineMs;
+    return new FailoverRedis(this.#core, scope);
+  }
+
+  /** The member this scope is pinned to, once its first command has been served. */
+  get pinnedMember(): string | undefined {
+    return this.#requester.scope.pinned;
+  }
+
+  /** The member new requests go to first. */
+  activeMember(): string | undefined {
+    const store = this.#core.store;
+    return store.active ?? this.#core.select(undefined).active;
+  }
+
+  snapshot(): StoreSnapshot {
+    return this.#core.store.snapshot(this.#core.now());
+  }
+
+  on<K extends keyof FailoverEvents>(event: K, listener: FailoverListener<K>): this {
+    this.#core.emitter.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof FailoverEvents>(event: K, listener: FailoverListener<K>): this {
+    this.#core.emitter.off(event, listener);
+    return this;
+  }
+
+  /** Make `name` the active member now (it stays while healthy; failback rules still apply). */
+  setActiveMember(name: string): void {
+    this.#requireMember('setActiveMember', name);
+    this.#switchTo(name, Number.NEGATIVE_INFINITY);
+  }
+
+  /** Make `name` the active member and keep every other member out for `ms` (maintenance). */
+  forceActiveMember(name: string, ms: number): void {
+    this.#requireMember('forceActiveMember', name);
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new ConfigError('forceActiveMember.ms', 'must be a positive number');
+    }
+    this.#switchTo(name, this.#core.now() + ms);
+  }
+
+  addMember(member: MemberConfig): void {
+    const core = this.#core;
+    const resolved = validateMember('addMember(member)', member, core.options.allowInsecureHttp);
+    if (core.store.records.has(resolved.name)) {
+      throw new ConfigError('addMember(member).name', `duplicate name "${resolved.name}"`);
+    }
+    core.credentials.set(resolved.name, resolved.token);
+    core.store.addMember(resolved);
+  }
+
+  removeMember(name: string): void {
+    this.#requireMember('removeMember', name);
+    const core = this.#core;
+    if (core.store.records.size === 1) {
+      throw new ConfigError('removeMember(name)', 'cannot remove the last member');
+    }
+    core.store.removeMember(name);
+    core.credentials.delete(name);
+    if (core.store.forced?.name === name) core.store.forced = undefined;
+    if (core.store.active === name) core.select(undefined);
+  }
+
+  setWeight(name: string, weight: number): void {
+    const record = this.#requireMember('setWeight', name);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+      throw new ConfigError('setWeight(weight)', 'must be a positive number');
+    }
+    record.member = { ...record.member, weight };
+  }
+
+  #requireMember(method: string, name: string) {
+    const record = this.#core.store.records.get(name);
+    if (!record) throw new ConfigError(`${method}(name)`, `no member named "${name}"`);
+    return record;
+  }
+
+  #switchTo(name: string, until: number): void {
+    const core = this.#core;
+    const store = core.store;
+    const now = core.now();
+    const from = store.active;
+    store.forced = until > now ? { name, until } : undefined;
+    if (from === name) return;
+    store.active = name;
+    store.activeSince = now;
+    const event = { from, to: name, reason: 'forced' as const, at: now };
+    store.switches.push(event);
+    core.emitter.emit('switch', event);
+  }
+}
+
+/** Builds a failover client. Construction does no I/O, so it is fine at module scope. */
+export function createFailoverRedis(options: FailoverOptions): FailoverRedis {
+  const resolved = resolveOptions(options);
+  const emitter = new Emitter();
+  const core = new FailoverCore(resolved, healthStoreFor(resolved.members), emitter);
+  if (options.on?.switch) emitter.on('switch', options.on.switch);
+  if (options.on?.health) emitter.on('health', options.on.health);
+  if (options.on?.failure) emitter.on('failure', options.on.failure);
+  return new FailoverRedis(core, {});
+}

@@ -1,0 +1,338 @@
+/**
+ * Options, their defaults (in one place), and validation that names the offending field.
+ *
+ * Validation is hand-written rather than a schema library: the checks are few, the errors must
+ * name the member without echoing its token, and the client bundle has a 10 KB budget.
+ */
+import type { CircuitSettings } from './circuit.js';
+import { ConfigError } from './errors.js';
+import type { FailoverListener } from './events.js';
+import type { MemberLocation } from './selector.js';
+
+export interface AvailabilityConfig {
+  /** Base URL of the cluster REST API, e.g. `https://cluster.example.com:9443`. */
+  url: string;
+  /** Database uid; discovered through `/v1/bdbs?fields=uid,endpoints` when omitted. */
+  bdbUid?: number;
+  username: string;
+  password: string;
+  /** Most replication lag (ms) this member may have to be failed back to; default 5000. */
+  lagToleranceMs?: number;
+  /** Use `/v1/local/bdbs/{uid}/endpoint/availability` (the node answers for itself). */
+  local?: boolean;
+}
+
+export interface MemberConfig {
+  /** Unique name, used in events, errors and `setActiveMember`. */
+  name: string;
+  /** REST base URL of the member (Upstash, or this project's gateway). */
+  url: string;
+  /** Bearer token; sent to this member's URL only. */
+  token: string;
+  /** Priority: the healthy member with the highest weight is preferred. Default 1. */
+  weight?: number;
+  location?: MemberLocation;
+  availability?: AvailabilityConfig;
+}
+
+export interface CircuitOptions {
+  /** Trip after this many member failures in a row; `false` disables. Default 3. */
+  consecutiveFailures?: number | false;
+  /** Trip on a failure rate over a window; `false` disables. */
+  failureRate?: { threshold?: number; minimumFailures?: number; windowMs?: number } | false;
+}
+
+export interface FailoverOptions {
+  members: MemberConfig[];
+  /** Per-attempt timeout (ms). Default 1500. */
+  timeoutMs?: number;
+  /** Budget for one command across all its attempts (ms). Default 5000. */
+  deadlineMs?: number;
+  /** Send a read to the next member too if the first has not answered after this many ms. */
+  hedgeAfterMs?: number;
+  /** Retry non-idempotent writes whose outcome is unknown (may run them twice). Default false. */
+  retryAmbiguousWrites?: boolean;
+  circuit?: CircuitOptions;
+  /** How long a failed member stays out, and how long it must be healthy before failback. */
+  gracePeriodMs?: number;
+  /** How often (at most) a preferred, non-active member is re-checked in the background. */
+  failbackCheckIntervalMs?: number;
+  /** Rank members by distance to the request (`request.cf`) instead of weight alone. */
+  proximity?: boolean;
+  /** Allow `http://` URLs to non-loopback hosts. Default false. */
+  allowInsecureHttp?: boolean;
+  /** Echo each member's own `upstash-sync-token` back to it. Default true. */
+  readYourWrites?: boolean;
+  /** Batch commands issued in the same tick into one pipeline (as `@upstash/redis` does). Default false. */
+  enableAutoPipelining?: boolean;
+  /** `fetch` to use (defaults to the global one). */
+  fetch?: typeof fetch;
+  /** Event listeners, same as calling `on()` after construction. */
+  on?: {
+    switch?: FailoverListener<'switch'>;
+    health?: FailoverListener<'health'>;
+    failure?: FailoverListener<'failure'>;
+  };
+  /** Clock, for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+export interface ResolvedMember {
+  name: string;
+  url: string;
+  token: string;
+  weight: number;
+  location?: MemberLocation;
+  availability?: AvailabilityConfig;
+}
+
+export interface ResolvedOptions {
+  members: ResolvedMember[];
+  timeoutMs: number;
+  deadlineMs: number;
+  hedgeAfterMs: number | undefined;
+  retryAmbiguousWrites: boolean;
+  circuit: CircuitSettings;
+  failbackCheckIntervalMs: number;
+  proximity: boolean;
+  allowInsecureHttp: boolean;
+  readYourWrites: boolean;
+  enableAutoPipelining: boolean;
+  fetch: typeof fetch | undefined;
+  now: () => number;
+}
+
+/**
+ * Defaults, and why they differ from the Jedis / redis-py ones: an edge isolate sees a handful
+ * of requests, so a breaker needing 1000 failures would never trip; a few consecutive failures
+ * are the signal we get. Everything else follows the anchors.
+ */
+export const DEFAULTS = {
+  weight: 1,
+  timeoutMs: 1500,
+  deadlineMs: 5000,
+  consecutiveFailures: 3,
+  failureRate: { threshold: 0.5, minimumFailures: 3, windowMs: 10_000 },
+  gracePeriodMs: 60_000,
+  failbackCheckIntervalMs: 10_000,
+  lagToleranceMs: 5000,
+} as const;
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function positiveNumber(field: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(field, `must be a positive number, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return 'a string';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'number' ? String(value) : typeof value;
+}
+
+export function validateUrl(field: string, value: unknown, allowInsecureHttp: boolean): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ConfigError(field, 'must be a non-empty URL string');
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(field, 'is not a valid URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError(field, `must use https:// (got ${url.protocol})`);
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(field, 'must not contain credentials; use the token option');
+  }
+  if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopback(url.hostname)) {
+    throw new ConfigError(
+      field,
+      'uses http:// to a non-loopback host; use https:// or set allowInsecureHttp',
+    );
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function validateLocation(field: string, value: unknown): MemberLocation | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null)
+    throw new ConfigError(field, 'must be an object');
+  const loc = value as MemberLocation;
+  if (loc.lat !== undefined && (typeof loc.lat !== 'number' || Math.abs(loc.lat) > 90)) {
+    throw new ConfigError(`${field}.lat`, 'must be a latitude between -90 and 90');
+  }
+  if (loc.lon !== undefined && (typeof loc.lon !== 'number' || Math.abs(loc.lon) > 180)) {
+    throw new ConfigError(`${field}.lon`, 'must be a longitude between -180 and 180');
+  }
+  if (
+    loc.colos !== undefined &&
+    (!Array.isArray(loc.colos) || loc.colos.some((c) => typeof c !== 'string'))
+  ) {
+    throw new ConfigError(`${field}.colos`, 'must be an array of strings');
+  }
+  return loc;
+}
+
+function validateAvailability(
+  field: string,
+  value: unknown,
+  allowInsecureHttp: boolean,
+): AvailabilityConfig | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null)
+    throw new ConfigError(field, 'must be an object');
+  const a = value as AvailabilityConfig;
+  const url = validateUrl(`${field}.url`, a.url, allowInsecureHttp);
+  if (typeof a.username !== 'string' || a.username.length === 0) {
+    throw new ConfigError(`${field}.username`, 'must be a non-empty string');
+  }
+  if (typeof a.password !== 'string')
+    throw new ConfigError(`${field}.password`, 'must be a string');
+  if (a.bdbUid !== undefined && (!Number.isInteger(a.bdbUid) || a.bdbUid <= 0)) {
+    throw new ConfigError(`${field}.bdbUid`, 'must be a positive integer');
+  }
+  return {
+    ...a,
+    url,
+    lagToleranceMs: positiveNumber(
+      `${field}.lagToleranceMs`,
+      a.lagToleranceMs,
+      DEFAULTS.lagToleranceMs,
+    ),
+  };
+}
+
+export function validateMember(
+  field: string,
+  value: unknown,
+  allowInsecureHttp: boolean,
+): ResolvedMember {
+  if (typeof value !== 'object' || value === null)
+    throw new ConfigError(field, 'must be an object');
+  const m = value as MemberConfig;
+  if (typeof m.name !== 'string' || m.name.length === 0) {
+    throw new ConfigError(`${field}.name`, 'must be a non-empty string');
+  }
+  const at = `${field} ("${m.name}")`;
+  if (typeof m.token !== 'string' || m.token.length === 0) {
+    throw new ConfigError(`${at}.token`, 'must be a non-empty string');
+  }
+  const member: ResolvedMember = {
+    name: m.name,
+    url: validateUrl(`${at}.url`, m.url, allowInsecureHttp),
+    token: m.token,
+    weight: positiveNumber(`${at}.weight`, m.weight, DEFAULTS.weight),
+  };
+  const location = validateLocation(`${at}.location`, m.location);
+  if (location) member.location = location;
+  const availability = validateAvailability(
+    `${at}.availability`,
+    m.availability,
+    allowInsecureHttp,
+  );
+  if (availability) member.availability = availability;
+  return member;
+}
+
+function resolveCircuit(options: FailoverOptions, gracePeriodMs: number): CircuitSettings {
+  const c = options.circuit ?? {};
+  if (typeof c !== 'object') throw new ConfigError('circuit', 'must be an object');
+  const consecutive =
+    c.consecutiveFailures === false
+      ? false
+      : {
+          threshold: positiveNumber(
+            'circuit.consecutiveFailures',
+            c.consecutiveFailures,
+            DEFAULTS.consecutiveFailures,
+          ),
+        };
+  let rate: CircuitSettings['rate'] = false;
+  if (c.failureRate !== false) {
+    const r = c.failureRate ?? {};
+    const threshold = positiveNumber(
+      'circuit.failureRate.threshold',
+      r.threshold,
+      DEFAULTS.failureRate.threshold,
+    );
+    if (threshold > 1) throw new ConfigError('circuit.failureRate.threshold', 'must be at most 1');
+    rate = {
+      threshold,
+      minimumFailures: positiveNumber(
+        'circuit.failureRate.minimumFailures',
+        r.minimumFailures,
+        DEFAULTS.failureRate.minimumFailures,
+      ),
+      windowMs: positiveNumber(
+        'circuit.failureRate.windowMs',
+        r.windowMs,
+        DEFAULTS.failureRate.windowMs,
+      ),
+    };
+  }
+  return { consecutive, rate, gracePeriodMs };
+}
+
+export function resolveOptions(options: FailoverOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('options', 'must be an object');
+  }
+  const allowInsecureHttp = options.allowInsecureHttp === true;
+  if (!Array.isArray(options.members) || options.members.length === 0) {
+    throw new ConfigError('members', 'must be a non-empty array');
+  }
+  const members = options.members.map((m, i) =>
+    validateMember(`members[${i}]`, m, allowInsecureHttp),
+  );
+  const seen = new Set<string>();
+  members.forEach((m, i) => {
+    if (seen.has(m.name)) throw new ConfigError(`members[${i}].name`, `duplicate name "${m.name}"`);
+    seen.add(m.name);
+  });
+  const gracePeriodMs = positiveNumber(
+    'gracePeriodMs',
+    options.gracePeriodMs,
+    DEFAULTS.gracePeriodMs,
+  );
+  const timeoutMs = positiveNumber('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs);
+  const deadlineMs = positiveNumber('deadlineMs', options.deadlineMs, DEFAULTS.deadlineMs);
+  const hedgeAfterMs =
+    options.hedgeAfterMs === undefined
+      ? undefined
+      : positiveNumber('hedgeAfterMs', options.hedgeAfterMs, 0);
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+    throw new ConfigError('fetch', 'must be a function');
+  }
+  if (options.now !== undefined && typeof options.now !== 'function') {
+    throw new ConfigError('now', 'must be a function');
+  }
+  return {
+    members,
+    timeoutMs,
+    deadlineMs,
+    hedgeAfterMs,
+    retryAmbiguousWrites: options.retryAmbiguousWrites === true,
+    circuit: resolveCircuit(options, gracePeriodMs),
+    failbackCheckIntervalMs: positiveNumber(
+      'failbackCheckIntervalMs',
+      options.failbackCheckIntervalMs,
+      DEFAULTS.failbackCheckIntervalMs,
+    ),
+    proximity: options.proximity === true,
+    allowInsecureHttp,
+    readYourWrites: options.readYourWrites !== false,
+    enableAutoPipelining: options.enableAutoPipelining === true,
+    fetch: options.fetch,
+    now: options.now ?? Date.now,
+  };
+}

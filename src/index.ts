@@ -1,0 +1,33 @@
+/**
+ * redis-edge-failover: client-side failover between the members of a Redis Active-Active
+ * database, over the Upstash REST protocol, for edge and serverless runtimes.
+ */
+export { createFailoverRedis, FailoverRedis, hintsFromCf, type ScopeOptions } from './client.js';
+export {
+  type AvailabilityConfig,
+  type CircuitOptions,
+  DEFAULTS,
+  type FailoverOptions,
+  type MemberConfig,
+} from './config.js';
+export {
+  AllMembersFailedError,
+  AmbiguousWriteError,
+  ConfigError,
+  FailoverError,
+  type MemberAttemptFailure,
+  MemberConfigError,
+} from './errors.js';
+export type {
+  FailoverEvents,
+  FailoverListener,
+  FailureEvent,
+  HealthEvent,
+  HealthStatus,
+  SwitchEvent,
+  SwitchReason,
+} from './events.js';
+export { resetHealthStores, type StoreSnapshot } from './health/store.js';
+export type { RequestScope } from './requester.js';
+export type { MemberLocation, RequestHints } from './selector.js';
+export { classifyCommand, type SafetyClass } from './transport/commands.js';

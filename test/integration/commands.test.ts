@@ -1,0 +1,183 @@
+import { Ratelimit } from '@upstash/ratelimit';
+import { Redis } from '@upstash/redis';
+import { describe, expect, inject, it } from 'vitest';
+import { createFailoverRedis } from '../../src/index.js';
+
+/**
+ * The failover client must be a drop-in `Redis`: the same command sequence gives the same
+ * results (and the same errors) through it as through a plain client on one member.
+ */
+const { members } = inject('cluster');
+const a = members[0]!;
+const plain = new Redis({ url: a.url, token: a.token });
+const failover = createFailoverRedis({ members });
+
+type Step = (r: Redis, k: (name: string) => string) => Promise<unknown>;
+
+const sample: Array<[string, Step]> = [
+  ['set/get', async (r, k) => [await r.set(k('s'), 'v'), await r.get(k('s'))]],
+  ['set ex / ttl', async (r, k) => [await r.set(k('t'), 1, { ex: 100 }), await r.ttl(k('t'))]],
+  ['json value', async (r, k) => [await r.set(k('j'), { x: 1, y: [1, 2] }), await r.get(k('j'))]],
+  ['base64-looking strings', async (r, k) => [await r.set(k('b'), 'PONG'), await r.get(k('b'))]],
+  ['unicode', async (r, k) => [await r.set(k('u'), 'héllo ✓ 🚀'), await r.get(k('u'))]],
+  [
+    'incr/decr',
+    async (r, k) => [await r.incr(k('n')), await r.incrby(k('n'), 5), await r.decr(k('n'))],
+  ],
+  [
+    'mset/mget',
+    async (r, k) => [
+      await r.mset({ [k('m1')]: 'x', [k('m2')]: 2 }),
+      await r.mget(k('m1'), k('m2'), k('none')),
+    ],
+  ],
+  [
+    'append/strlen',
+    async (r, k) => [
+      await r.append(k('ap'), 'ab'),
+      await r.append(k('ap'), 'cd'),
+      await r.strlen(k('ap')),
+    ],
+  ],
+  [
+    'hash',
+    async (r, k) => [
+      await r.hset(k('h'), { f1: 'a', f2: 2 }),
+      await r.hget(k('h'), 'f1'),
+      await r.hgetall(k('h')),
+      await r.hincrby(k('h'), 'f2', 3),
+      await r.hdel(k('h'), 'f1'),
+    ],
+  ],
+  [
+    'list',
+    async (r, k) => [
+      await r.rpush(k('l'), 'a', 'b', 'c'),
+      await r.lpush(k('l'), 'z'),
+      await r.lrange(k('l'), 0, -1),
+      await r.lpop(k('l')),
+      await r.llen(k('l')),
+    ],
+  ],
+  [
+    'set',
+    async (r, k) => [
+      await r.sadd(k('st'), 'a', 'b'),
+      await r.sismember(k('st'), 'a'),
+      (await r.smembers(k('st'))).sort(),
+      await r.scard(k('st')),
+    ],
+  ],
+  [
+    'zset',
+    async (r, k) => [
+      await r.zadd(k('z'), { score: 1, member: 'one' }, { score: 2, member: 'two' }),
+      await r.zrange(k('z'), 0, -1, { withScores: true }),
+      await r.zincrby(k('z'), 5, 'one'),
+      await r.zscore(k('z'), 'one'),
+    ],
+  ],
+  [
+    'stream',
+    async (r, k) => {
+      await r.xadd(k('x'), '1-1', { f: 'v' });
+      return [await r.xlen(k('x')), await r.xrange(k('x'), '-', '+')];
+    },
+  ],
+  [
+    'bitmap',
+    async (r, k) => [
+      await r.setbit(k('bit'), 7, 1),
+      await r.getbit(k('bit'), 7),
+      await r.bitcount(k('bit'), 0, -1),
+    ],
+  ],
+  [
+    'hyperloglog',
+    async (r, k) => [await r.pfadd(k('hll'), 'a', 'b', 'c'), await r.pfcount(k('hll'))],
+  ],
+  [
+    'geo',
+    async (r, k) => [
+      await r.geoadd(
+        k('g'),
+        { longitude: 13.361389, latitude: 38.115556, member: 'Palermo' },
+        { longitude: 15.087269, latitude: 37.502669, member: 'Catania' },
+      ),
+      await r.geodist(k('g'), 'Palermo', 'Catania', 'KM'),
+    ],
+  ],
+  [
+    'keys/expire/exists',
+    async (r, k) => [
+      await r.set(k('e'), 1),
+      await r.expire(k('e'), 50),
+      await r.exists(k('e'), k('none')),
+      await r.persist(k('e')),
+      await r.del(k('e')),
+    ],
+  ],
+  ['eval', async (r) => [await r.eval('return {KEYS[1], ARGV[1]}', ['k'], ['v'])]],
+  [
+    'script with NOSCRIPT fallback',
+    async (r, k) => {
+      const script = r.createScript<number>(
+        `return redis.call('INCRBY', KEYS[1], ARGV[1]) -- ${Math.random()}`,
+      );
+      return [await script.exec([k('sc')], ['2']), await script.exec([k('sc')], ['3'])];
+    },
+  ],
+  ['pipeline', async (r, k) => r.pipeline().set(k('p'), 1).incr(k('p')).get(k('p')).exec()],
+  ['multi', async (r, k) => r.multi().set(k('mx'), 'a').append(k('mx'), 'b').get(k('mx')).exec()],
+  [
+    'large value',
+    async (r, k) => {
+      const big = 'x'.repeat(1024 * 1024);
+      await r.set(k('big'), big);
+      return ((await r.get<string>(k('big'))) ?? '').length;
+    },
+  ],
+];
+
+describe('createFailoverRedis behaves like a plain Redis on one member', () => {
+  for (const [name, step] of sample) {
+    it(name, async () => {
+      const run = (r: Redis, prefix: string) => step(r, (n) => `cmd:${prefix}:${name}:${n}`);
+      const expected = await run(plain, 'plain');
+      const actual = await run(failover, 'failover');
+      expect(actual).toEqual(expected);
+    });
+  }
+
+  it('returns command errors unchanged (WRONGTYPE), without retrying elsewhere', async () => {
+    await plain.set('cmd:wrongtype', 'string');
+    const plainError = await plain.lpush('cmd:wrongtype', 'x').catch((e: Error) => e);
+    const ourError = await failover.lpush('cmd:wrongtype', 'x').catch((e: Error) => e);
+    expect(ourError).toBeInstanceOf(Error);
+    expect(ourError.constructor.name).toBe(plainError.constructor.name);
+    expect((ourError as Error).message).toMatch(/^WRONGTYPE/);
+    // The plain client appends ", command was: [...]"; ours does not echo arguments.
+    expect((plainError as Error).message.startsWith((ourError as Error).message)).toBe(true);
+    // A command error is an answer, not a member failure.
+    expect(failover.snapshot().members.find((m) => m.name === 'a')?.consecutiveFailures).toBe(0);
+  });
+
+  it('is accepted by @upstash/ratelimit', async () => {
+    const limiter = new Ratelimit({
+      redis: failover,
+      limiter: Ratelimit.fixedWindow(3, '30 s'),
+      prefix: `cmd:rl:${Date.now()}`,
+    });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push((await limiter.limit('user')).success);
+    expect(results).toEqual([true, true, true, false]);
+  });
+
+  it('serves from the highest-weight member and reports it', async () => {
+    await failover.get('cmd:any');
+    expect(failover.activeMember()).toBe('a');
+    const snap = failover.snapshot();
+    expect(snap.members.map((m) => m.name).sort()).toEqual(['a', 'b', 'c']);
+    expect(JSON.stringify(snap)).not.toContain(a.token);
+  });
+});

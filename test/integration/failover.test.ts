@@ -1,0 +1,252 @@
+import { Redis } from '@upstash/redis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  AllMembersFailedError,
+  AmbiguousWriteError,
+  createFailoverRedis,
+  type FailoverOptions,
+  type FailureEvent,
+  MemberConfigError,
+  resetHealthStores,
+  type SwitchEvent,
+} from '../../src/index.js';
+import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+
+/**
+ * Request-scoped failover against real members: redis-server processes behind real gateways,
+ * killed with SIGKILL, hung with SIGSTOP. This suite owns its cluster (it breaks members).
+ */
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({ members: 3 });
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+beforeEach(() => {
+  // Each test starts from a cold isolate: no health learned by the previous one.
+  resetHealthStores();
+});
+afterEach(async () => {
+  for (const m of cluster.members) {
+    await cluster.resume(m.name).catch(() => {});
+    await cluster.restart(m.name).catch(() => {});
+  }
+});
+
+function plainOn(name: string): Redis {
+  const m = cluster.members.find((x) => x.name === name)!;
+  return new Redis({ url: m.url, token: m.token, enableAutoPipelining: false });
+}
+
+function client(extra: Partial<FailoverOptions> = {}) {
+  const switches: SwitchEvent[] = [];
+  const failures: FailureEvent[] = [];
+  const redis = createFailoverRedis({
+    members: cluster.members,
+    timeoutMs: 500,
+    deadlineMs: 3000,
+    gracePeriodMs: 1000,
+    failbackCheckIntervalMs: 200,
+    on: { switch: (e) => switches.push(e), failure: (e) => failures.push(e) },
+    ...extra,
+  });
+  return { redis, switches, failures };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('request-scoped failover', () => {
+  it('kill -9 of the active member during a read loop: zero failed reads, circuit switch', async () => {
+    const { redis, switches, failures } = client();
+    for (const m of cluster.members) await plainOn(m.name).set('loop:key', m.name);
+    const seen: string[] = [];
+    let failed = 0;
+    for (let i = 0; i < 60; i++) {
+      if (i === 20) await cluster.kill('a');
+      try {
+        seen.push((await redis.get<string>('loop:key'))!);
+      } catch {
+        failed += 1;
+      }
+    }
+    expect(failed).toBe(0);
+    expect(seen.slice(0, 20).every((v) => v === 'a')).toBe(true);
+    expect(seen.slice(25).every((v) => v === 'b')).toBe(true);
+    const sw = switches.find((s) => s.from === 'a');
+    expect(sw).toMatchObject({ from: 'a', to: 'b', reason: 'circuit' });
+    // After the switch, requests go straight to b: no further failed attempts on a.
+    const afterSwitch = failures.filter((f) => f.at > sw!.at);
+    expect(afterSwitch).toEqual([]);
+    expect(failures.every((f) => f.member === 'a' && f.failedOver)).toBe(true);
+    expect(redis.activeMember()).toBe('b');
+  });
+
+  it('SIGSTOP: reads finish on the next member within the attempt timeout', async () => {
+    const { redis } = client();
+    await plainOn('b').set('hang:key', 'from-b');
+    await redis.get('hang:key'); // a is active and healthy
+    await cluster.pause('a');
+    const started = performance.now();
+    const value = await redis.get('hang:key');
+    const elapsed = performance.now() - started;
+    expect(value).toBe('from-b');
+    expect(elapsed).toBeLessThan(500 + 400);
+  });
+
+  it('SIGSTOP: a non-idempotent write in flight is refused as ambiguous and runs at most once', async () => {
+    const { redis } = client();
+    await redis.get('warm');
+    await cluster.pause('a');
+    const error = await redis.incr('hang:counter').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AmbiguousWriteError);
+    expect(error).toMatchObject({ member: 'a', command: 'incr' });
+    await cluster.resume('a');
+    // The member executes what it had received once it wakes up: exactly one increment in all.
+    await sleep(100);
+    const counts = await Promise.all(
+      ['a', 'b', 'c'].map((n) => plainOn(n).get<number>('hang:counter')),
+    );
+    expect(counts.reduce<number>((sum, c) => sum + (c ?? 0), 0)).toBe(1);
+    expect(counts[0]).toBe(1);
+  });
+
+  it('SIGSTOP: an idempotent write is retried on the next member and lands', async () => {
+    const { redis } = client();
+    await redis.get('warm');
+    await cluster.pause('a');
+    await expect(redis.set('hang:idem', 'v1')).resolves.toBe('OK');
+    expect(await plainOn('b').get('hang:idem')).toBe('v1');
+    await cluster.resume('a');
+    await sleep(100);
+    // Whatever the hung member did with it, running it twice did no harm.
+    expect([null, 'v1']).toContain(await plainOn('a').get('hang:idem'));
+    expect(await plainOn('c').get('hang:idem')).toBeNull();
+  });
+
+  it('connection refused: a non-idempotent write is retried safely on the next member', async () => {
+    const { redis, failures } = client();
+    await cluster.kill('a');
+    expect(await redis.incr('refused:counter')).toBe(1);
+    expect(await plainOn('b').get('refused:counter')).toBe(1);
+    expect(await plainOn('c').get('refused:counter')).toBeNull();
+    expect(failures[0]).toMatchObject({ member: 'a', kind: 'not-sent', failedOver: true });
+  });
+
+  it('backend down behind a live gateway (503 not sent): writes fail over safely', async () => {
+    const { redis } = client();
+    await cluster.killBackend('a');
+    expect(await redis.lpush('backend:list', 'x')).toBe(1);
+    expect(await plainOn('b').llen('backend:list')).toBe(1);
+  });
+
+  it('all members down: AllMembersFailedError quickly, listing every member', async () => {
+    const { redis } = client();
+    for (const m of cluster.members) await cluster.kill(m.name);
+    const started = performance.now();
+    const error = await redis.get('x').catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(1500);
+    expect(error).toBeInstanceOf(AllMembersFailedError);
+    const failures = (error as AllMembersFailedError).failures;
+    expect(failures.map((f) => f.member).sort()).toEqual(['a', 'b', 'c']);
+    expect(failures.every((f) => f.kind === 'not-sent')).toBe(true);
+  });
+
+  it('all members hung: gives up at the deadline, no hang, no unbounded retries', async () => {
+    const { redis } = client({ deadlineMs: 1200 });
+    await redis.get('warm');
+    for (const m of cluster.members) await cluster.pause(m.name);
+    const started = performance.now();
+    const error = await redis.get('x').catch((e: unknown) => e);
+    const elapsed = performance.now() - started;
+    expect(error).toBeInstanceOf(AllMembersFailedError);
+    expect(elapsed).toBeLessThan(1200 + 400);
+    const kinds = (error as AllMembersFailedError).failures.map((f) => f.kind);
+    expect(kinds.length).toBe(3);
+    expect(kinds.filter((k) => k === 'unknown-outcome').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fails back after the grace period once the preferred member is back', async () => {
+    const { redis, switches } = client();
+    await cluster.kill('a');
+    for (let i = 0; i < 5; i++) await redis.get('fb');
+    expect(redis.activeMember()).toBe('b');
+    await cluster.restart('a');
+    const deadline = Date.now() + 8000;
+    while (redis.activeMember() !== 'a' && Date.now() < deadline) {
+      await redis.get('fb');
+      await sleep(50);
+    }
+    expect(redis.activeMember()).toBe('a');
+    expect(switches.map((s) => s.reason)).toEqual(['circuit', 'failback']);
+  });
+
+  it('hedged reads take the first answer when the active member is slow', async () => {
+    const { redis } = client({ hedgeAfterMs: 100, timeoutMs: 2000 });
+    await plainOn('b').set('hedge:key', 'b');
+    await redis.get('warm');
+    await cluster.pause('a');
+    const started = performance.now();
+    expect(await redis.get('hedge:key')).toBe('b');
+    expect(performance.now() - started).toBeLessThan(100 + 400);
+  });
+});
+
+describe('controls', () => {
+  it('forceActiveMember holds for its duration, then the preferred member returns', async () => {
+    const { redis, switches } = client();
+    await redis.get('warm');
+    redis.forceActiveMember('c', 800);
+    for (let i = 0; i < 3; i++) {
+      const scoped = redis.scope();
+      await scoped.get('forced');
+      expect(scoped.pinnedMember).toBe('c');
+    }
+    await sleep(800 + 1000 + 300); // lock, then a grace period on c before failback
+    const deadline = Date.now() + 3000;
+    while (redis.activeMember() !== 'a' && Date.now() < deadline) {
+      await redis.get('forced');
+      await sleep(50);
+    }
+    expect(redis.activeMember()).toBe('a');
+    expect(switches[0]).toMatchObject({ from: 'a', to: 'c', reason: 'forced' });
+  });
+
+  it('removeMember of the active member switches to the next one', async () => {
+    const { redis, switches } = client();
+    await redis.get('warm');
+    redis.removeMember('a');
+    const scoped = redis.scope();
+    await scoped.get('removed');
+    expect(scoped.pinnedMember).toBe('b');
+    expect(switches.at(-1)).toMatchObject({ from: 'a', to: 'b' });
+  });
+
+  it('a scope stays on its member for all of its commands', async () => {
+    const { redis } = client();
+    const scoped = redis.scope();
+    await scoped.set('pin:1', 1);
+    redis.setActiveMember('c');
+    await scoped.get('pin:1');
+    expect(scoped.pinnedMember).toBe('a');
+    const fresh = redis.scope();
+    await fresh.get('pin:1');
+    expect(fresh.pinnedMember).toBe('c');
+  });
+});
+
+describe('configuration problems surface', () => {
+  it('401 from a member is a MemberConfigError naming it, with no token in the message', async () => {
+    const badToken = 'definitely-wrong-token-xyz';
+    const members = cluster.members.map((m) => (m.name === 'a' ? { ...m, token: badToken } : m));
+    const redis = createFailoverRedis({ members, timeoutMs: 500 });
+    const error = await redis.get('x').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MemberConfigError);
+    expect(error).toMatchObject({ member: 'a', status: 401 });
+    expect(String((error as Error).message)).toContain('"a"');
+    expect(JSON.stringify(error)).not.toContain(badToken);
+    expect(String((error as Error).message)).not.toContain(badToken);
+    expect(String((error as Error).stack)).not.toContain(badToken);
+  });
+});
