@@ -1,0 +1,502 @@
+/**
+ * One member's Upstash REST transport: sends a command or a batch, decodes the reply exactly
+ * like `@upstash/redis`, keeps this member's read-your-writes token, and classifies every
+ * attempt (design 4.4) so the requester can decide alone whether a retry is safe.
+ *
+ * Plain `fetch`, not ky. With the options this transport needs (`retry: 0`,
+ * `throwHttpErrors: false`, `timeout: false`) ky adds nothing we use: we still read status,
+ * headers and body ourselves to classify. What it does add, measured with ky 1.14.3 on
+ * Node 20: ~100-130 µs per call (it builds a `Request` and clones it for retries on every
+ * call), a tee'd request body that workerd warns about ("ReadableStream branch was created
+ * but never consumed"), a `Request` built at module load for a feature test, and ~5 KB gzip in
+ * every client bundle. Errors also reach us as fetch threw them, which is what
+ * `classifyFetchError` needs.
+ *
+ * Nothing here runs at module scope: the timer and AbortController are created inside `send`
+ * (workerd forbids them globally and they must not cross requests).
+ */
+
+import { type MemberFailureReason, MemberRequestError } from './errors.js';
+import type {
+  AttemptOutcome,
+  MemberRequest,
+  MemberTransport,
+  RestReply,
+  SendOptions,
+} from './types.js';
+import { NOT_SENT_HEADER } from './types.js';
+
+export interface RestMember {
+  name: string;
+  url: string;
+  token: string;
+}
+
+export interface RestTransportOptions {
+  /** Send this member's last `upstash-sync-token` back to it (default true). */
+  readYourWrites?: boolean;
+  /** Replaces the global `fetch` (e.g. a runtime-specific or instrumented one). */
+  fetch?: typeof fetch;
+  /** Extra request headers; they cannot override auth, content type, encoding or sync token. */
+  headers?: Record<string, string>;
+}
+
+const SYNC_TOKEN_HEADER = 'upstash-sync-token';
+const RESERVED_HEADERS = new Set([
+  'authorization',
+  'content-type',
+  'upstash-encoding',
+  SYNC_TOKEN_HEADER,
+]);
+// setTimeout fires at once for larger delays.
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Error codes that prove the request never left this client: no connection was established
+ * (refused, unroutable, DNS, connect timeout) or TLS failed before any HTTP bytes were written.
+ */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EAI_NODATA',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_INVALID_URL',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  // Bun
+  'ConnectionRefused',
+]);
+
+/**
+ * Runtimes that give no code: undici's causes for blocked ports and schemes, Deno's
+ * "tcp connect error: Connection refused" and "dns error: failed to lookup address".
+ * workerd reports a refused connection as "Network connection lost.", the same text as a
+ * connection dropped mid-request, so it cannot be listed here and stays unknown-outcome.
+ */
+const NOT_SENT_MESSAGE =
+  /connection refused|dns error|failed to lookup address|^bad port$|^unknown scheme$|failed to parse url|^invalid url$/i;
+
+interface ErrorLike {
+  code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+}
+
+function isNotSentError(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const err = value as ErrorLike;
+  if (typeof err.code === 'string' && NOT_SENT_CODES.has(err.code)) return true;
+  if (typeof err.message === 'string' && NOT_SENT_MESSAGE.test(err.message)) return true;
+  // Happy-eyeballs connects fail with an AggregateError of one error per address tried.
+  if (Array.isArray(err.errors) && err.errors.length > 0) return err.errors.every(isNotSentError);
+  return false;
+}
+
+/**
+ * Did a rejected `fetch` leave the member untouched? Only errors that prove no connection
+ * carried the request are `not-sent`; everything else (reset, "terminated", "Network
+ * connection lost", browsers' opaque "Failed to fetch", unknown) may have run on the member.
+ */
+export function classifyFetchError(err: unknown): 'not-sent' | 'unknown-outcome' {
+  let current: unknown = err;
+  // undici wraps the socket error in `cause`; stop at a small depth against cycles.
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    if (isNotSentError(current)) return 'not-sent';
+    current = (current as ErrorLike).cause;
+  }
+  return 'unknown-outcome';
+}
+
+/** A short, secret-free description of a fetch error: its code, or a message without a URL. */
+function describeFetchError(err: unknown): string {
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as ErrorLike).code;
+    if (typeof code === 'string' && code !== '') return code;
+    current = (current as ErrorLike).cause;
+  }
+  if (err instanceof Error) {
+    const message = err.message;
+    if (message !== '' && message.length <= 80 && !/:\/\/|\?/.test(message)) return message;
+    return err.name;
+  }
+  return 'unknown error';
+}
+
+let textDecoder: TextDecoder | undefined;
+
+/** `@upstash/redis`' `base64decode`: atob + UTF-8, the raw string when atob rejects it. */
+function base64decode(b64: string): string {
+  let binary: string;
+  try {
+    binary = atob(b64);
+  } catch {
+    return b64;
+  }
+  const size = binary.length;
+  let ascii = true;
+  for (let i = 0; i < size; i++) {
+    if (binary.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  // ASCII bytes decode to themselves; skip the copy and the TextDecoder.
+  if (ascii) return binary;
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = binary.charCodeAt(i);
+  textDecoder ??= new TextDecoder();
+  return textDecoder.decode(bytes);
+}
+
+/**
+ * `@upstash/redis`' `decode()`, quirks included, so results equal the official client's:
+ * a top-level string is decoded unless it is exactly "OK", strings directly inside an array
+ * are always decoded (even "OK"), deeper arrays recurse through this function, numbers pass,
+ * a plain object becomes null and other types become undefined.
+ */
+export function decodeResult(raw: unknown): unknown {
+  switch (typeof raw) {
+    case 'undefined':
+    case 'number':
+      return raw;
+    case 'string':
+      return raw === 'OK' ? 'OK' : base64decode(raw);
+    case 'object':
+      if (Array.isArray(raw)) {
+        return raw.map((v) =>
+          typeof v === 'string'
+            ? base64decode(v)
+            : Array.isArray(v)
+              ? v.map((element) => decodeResult(element))
+              : v,
+        );
+      }
+      return null;
+    default:
+      return undefined;
+  }
+}
+
+function isReplyObject(value: unknown): value is { result?: unknown; error?: unknown } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const reply = value as { result?: unknown; error?: unknown };
+  if ('error' in reply && reply.error !== undefined && typeof reply.error !== 'string') {
+    return false;
+  }
+  return 'result' in reply || typeof reply.error === 'string';
+}
+
+function decodeReply(raw: { result?: unknown; error?: unknown }): RestReply {
+  return { result: decodeResult(raw.result), error: raw.error as string | undefined };
+}
+
+/** The decoded reply, or undefined when the body is not what an Upstash REST server sends. */
+function parseReply(request: MemberRequest, text: string): RestReply | RestReply[] | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (request.kind !== 'command' && Array.isArray(body)) {
+    const replies: RestReply[] = [];
+    for (const element of body) {
+      if (!isReplyObject(element)) return undefined;
+      replies.push(decodeReply(element));
+    }
+    return replies;
+  }
+  // A discarded transaction (and an error for the whole batch) is one `{error}` object.
+  if (isReplyObject(body)) {
+    if (request.kind !== 'command' && typeof body.error !== 'string') return undefined;
+    return decodeReply(body);
+  }
+  return undefined;
+}
+
+function isErrorReply(reply: RestReply | RestReply[]): boolean {
+  return !Array.isArray(reply) && typeof reply.error === 'string';
+}
+
+/** Races `promise` against `signal`, so a fetch that ignores its signal cannot outlive it. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+type FailureKind = Exclude<AttemptOutcome['kind'], 'ok'>;
+
+function failure(
+  kind: FailureKind,
+  reason: MemberFailureReason,
+  message: string,
+  member: string,
+  status?: number,
+  cause?: unknown,
+): MemberRequestError {
+  const details: ConstructorParameters<typeof MemberRequestError>[1] = { member, kind, reason };
+  if (status !== undefined) details.status = status;
+  if (cause !== undefined) details.cause = cause;
+  return new MemberRequestError(message, details);
+}
+
+function failed(error: MemberRequestError, latencyMs: number): AttemptOutcome {
+  const outcome: AttemptOutcome = { kind: error.kind, error, latencyMs };
+  if (error.status !== undefined) outcome.status = error.status;
+  return outcome;
+}
+
+/** Statuses decided without reading the body; undefined means "parse the body". */
+function classifyStatus(response: Response, member: string): MemberRequestError | undefined {
+  const status = response.status;
+  if (status >= 200 && status < 300) return undefined;
+  if (status === 401 || status === 403) {
+    return failure(
+      'config',
+      'auth',
+      `member "${member}" rejected the token (HTTP ${status})`,
+      member,
+      status,
+    );
+  }
+  if (status === 404 || status === 405) {
+    const message = `member "${member}" answered HTTP ${status}: its URL is not an Upstash REST endpoint`;
+    return failure('config', 'wrong-url', message, member, status);
+  }
+  // Status 0 is the browser's opaque answer to `redirect: 'manual'`.
+  if (status === 0 || (status >= 300 && status < 400)) {
+    const message = `member "${member}" redirected the request (HTTP ${status}); configure the final URL`;
+    return failure('config', 'redirect', message, member, status);
+  }
+  if (status === 503 && response.headers.get(NOT_SENT_HEADER) === '0') {
+    const message = `member "${member}" could not reach its Redis (HTTP 503); the request was not sent`;
+    return failure('not-sent', 'http-status', message, member, status);
+  }
+  if (status >= 500) {
+    const message = `member "${member}" answered HTTP ${status}; the request may or may not have run`;
+    return failure('unknown-outcome', 'http-status', message, member, status);
+  }
+  // Other 4xx: a command error if the body is an `{error}` reply, otherwise unknown-outcome.
+  return undefined;
+}
+
+class RestTransport implements MemberTransport {
+  readonly name: string;
+  #syncToken = '';
+  readonly #readYourWrites: boolean;
+  readonly #fetch: typeof fetch | undefined;
+  readonly #headers: Record<string, string>;
+  readonly #commandUrl: string = '';
+  readonly #pipelineUrl: string = '';
+  readonly #multiExecUrl: string = '';
+  readonly #urlProblem: string | undefined;
+
+  constructor(member: RestMember, options: RestTransportOptions) {
+    this.name = member.name;
+    this.#readYourWrites = options.readYourWrites ?? true;
+    this.#fetch = options.fetch;
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(options.headers ?? {})) {
+      if (!RESERVED_HEADERS.has(key.toLowerCase())) headers[key] = value;
+    }
+    headers.Authorization = `Bearer ${member.token}`;
+    headers['Content-Type'] = 'application/json';
+    headers['Upstash-Encoding'] = 'base64';
+    this.#headers = headers;
+
+    let url: URL | undefined;
+    try {
+      url = new URL(member.url);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      // The URL is not repeated: it may carry a `_token` query parameter.
+      this.#urlProblem = `member "${member.name}" has an invalid URL (expected http:// or https://)`;
+      return;
+    }
+    // Same endpoints as @upstash/redis (base without trailing slash, batch paths appended),
+    // built with URL so a query string stays a query string.
+    const path = url.pathname.replace(/\/+$/, '');
+    url.pathname = path === '' ? '/' : path;
+    this.#commandUrl = url.href;
+    url.pathname = `${path}/pipeline`;
+    this.#pipelineUrl = url.href;
+    url.pathname = `${path}/multi-exec`;
+    this.#multiExecUrl = url.href;
+  }
+
+  get syncToken(): string {
+    return this.#syncToken;
+  }
+
+  async send(request: MemberRequest, options: SendOptions): Promise<AttemptOutcome> {
+    const started = performance.now();
+    const member = this.name;
+    const elapsed = () => performance.now() - started;
+
+    if (this.#urlProblem !== undefined) {
+      return failed(failure('config', 'wrong-url', this.#urlProblem, member), elapsed());
+    }
+    const callerSignal = options.signal;
+    if (callerSignal?.aborted) {
+      // Nothing went out: reporting not-sent keeps a write from looking ambiguous.
+      const message = `request to member "${member}" was not sent: the caller had already aborted`;
+      const error = failure('not-sent', 'aborted', message, member, undefined, callerSignal.reason);
+      return failed(error, elapsed());
+    }
+
+    let url: string;
+    let body: string;
+    if (request.kind === 'command') {
+      url = this.#commandUrl;
+      body = JSON.stringify(request.command);
+    } else {
+      url = request.kind === 'pipeline' ? this.#pipelineUrl : this.#multiExecUrl;
+      body = JSON.stringify(request.commands);
+    }
+    let headers = this.#headers;
+    if (this.#readYourWrites && this.#syncToken !== '') {
+      headers = { ...headers, [SYNC_TOKEN_HEADER]: this.#syncToken };
+    }
+
+    const controller = new AbortController();
+    let abortedBy: 'timeout' | 'caller' | undefined;
+    const onCallerAbort = () => {
+      abortedBy ??= 'caller';
+      controller.abort(callerSignal?.reason);
+    };
+    callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    const timeoutMs = options.timeoutMs;
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(
+          () => {
+            abortedBy ??= 'timeout';
+            controller.abort();
+          },
+          Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS),
+        )
+      : undefined;
+    const abortedOutcome = (cause: unknown): AttemptOutcome => {
+      const error =
+        abortedBy === 'timeout'
+          ? failure(
+              'unknown-outcome',
+              'timeout',
+              `member "${member}" did not answer within ${timeoutMs} ms`,
+              member,
+              undefined,
+              cause,
+            )
+          : failure(
+              'unknown-outcome',
+              'aborted',
+              `request to member "${member}" was aborted by the caller`,
+              member,
+              undefined,
+              cause,
+            );
+      return failed(error, elapsed());
+    };
+
+    try {
+      let response: Response;
+      try {
+        const init: RequestInit = {
+          method: 'POST',
+          headers,
+          body,
+          signal: controller.signal,
+          // Following would hand the token to another URL, and 301/302 turn POST into GET.
+          redirect: 'manual',
+        };
+        const customFetch = this.#fetch;
+        response = await untilAborted(
+          customFetch ? customFetch(url, init) : fetch(url, init),
+          controller.signal,
+        );
+      } catch (err) {
+        if (abortedBy !== undefined) return abortedOutcome(err);
+        const kind = classifyFetchError(err);
+        const detail = describeFetchError(err);
+        const message =
+          kind === 'not-sent'
+            ? `member "${member}" is unreachable (${detail}); the request was not sent`
+            : `connection to member "${member}" failed (${detail}); the request may or may not have run`;
+        return failed(failure(kind, 'network', message, member, undefined, err), elapsed());
+      }
+
+      const status = response.status;
+      if (status >= 200 && status < 300 && this.#readYourWrites) {
+        const token = response.headers.get(SYNC_TOKEN_HEADER);
+        if (token !== null && token !== '') this.#syncToken = token;
+      }
+      const early = classifyStatus(response, member);
+      if (early !== undefined) {
+        response.body?.cancel().catch(() => undefined);
+        return failed(early, elapsed());
+      }
+
+      let text: string;
+      try {
+        text = await untilAborted(response.text(), controller.signal);
+      } catch (err) {
+        if (abortedBy !== undefined) return abortedOutcome(err);
+        const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
+        return failed(
+          failure('unknown-outcome', 'network', message, member, status, err),
+          elapsed(),
+        );
+      }
+
+      const reply = parseReply(request, text);
+      // 2xx: any REST reply. 4xx: only an `{error}`, the command error the caller gets as-is.
+      if (reply !== undefined && (status < 300 || isErrorReply(reply))) {
+        return { kind: 'ok', reply, status, latencyMs: elapsed() };
+      }
+      const message = `member "${member}" answered HTTP ${status} with a body that is not an Upstash REST reply; the request may or may not have run`;
+      return failed(
+        failure('unknown-outcome', 'malformed-reply', message, member, status),
+        elapsed(),
+      );
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+}
+
+/** Creates the transport for one member; its token and sync token go only to `member.url`. */
+export function createRestTransport(
+  member: RestMember,
+  options: RestTransportOptions = {},
+): MemberTransport {
+  return new RestTransport(member, options);
+}
