@@ -94,7 +94,7 @@ beforeAll(async () => {
   const client = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true });
   try {
     await client.connect();
-    const info = (await client.command()) as unknown[][];
+    const info = (await client.call('COMMAND')) as unknown[][];
     for (const entry of info) {
       const name = String(entry[0]).toLowerCase();
       commands.set(name, { name, flags: (entry[2] as string[]).map(String) });
