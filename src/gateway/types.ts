@@ -54,4 +54,8 @@ export interface GatewayHandle {
   availabilityUrl?: string;
   /** Stops accepting connections, finishes in-flight requests, closes backend connections. */
   close(): Promise<void>;
+  /** In-process fault injection: same effect as `POST /admin/availability`. */
+  setAvailability?(override: AvailabilityOverride | null): void;
+  /** In-process fault injection: same effect as `POST /admin/lag`. */
+  setLag?(ms: number): void;
 }

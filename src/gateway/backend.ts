@@ -1,0 +1,286 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  backendConnectionLost,
+  backendTimeout,
+  backendUnavailable,
+  type GatewayError,
+} from './errors.js';
+
+/** An argument as it goes to Redis: text, or raw bytes from a path-form POST body. */
+export type Arg = string | Buffer;
+/** A command: name first. */
+export type Command = [string, ...Arg[]];
+
+/** What ioredis hands back in buffer mode: bulk/status strings as Buffers, integers as numbers. */
+export type RawReply = Buffer | string | number | null | Error | RawReply[];
+
+/** A Redis error reply (`-ERR ...`, `-WRONGTYPE ...`): the caller's answer, not a gateway failure. */
+export interface RedisErrorReply {
+  kind: 'redis-error';
+  message: string;
+}
+
+/** One element of a pipeline or transaction answer. */
+export type BatchItem = { kind: 'ok'; reply: RawReply } | RedisErrorReply;
+
+export function isRedisError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** ioredis' message when a command is refused before anything is written to the socket. */
+const NOT_WRITABLE = "Stream isn't writeable";
+const TIMED_OUT = 'Command timed out';
+
+export interface BackendOptions {
+  url: string;
+  poolSize: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+}
+
+/**
+ * A small pool of ioredis connections to one RESP backend.
+ *
+ * The whole point of the gateway's failure contract (design 4.4) is to know whether a command
+ * reached Redis. So the pool never queues: `enableOfflineQueue: false` makes ioredis refuse a
+ * command synchronously while the connection is not ready (provably not sent), and
+ * `autoResendUnfulfilledCommands: false` + `maxRetriesPerRequest: 0` make a connection drop
+ * reject in-flight commands instead of replaying them on the next connection (which could run a
+ * write twice). Reconnection happens in the background with a short backoff.
+ */
+export class BackendPool {
+  /** `host:port` of the backend, for log lines (never the URL: it may carry a password). */
+  readonly target: string;
+  readonly host: string;
+  readonly port: number;
+  private readonly conns: Redis[];
+  private nextIndex = 0;
+  private state: 'starting' | 'up' | 'down' = 'starting';
+  private closed = false;
+
+  constructor(private readonly options: BackendOptions) {
+    const parsed = new URL(options.url);
+    this.host = parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+    this.port = parsed.port ? Number(parsed.port) : 6379;
+    this.target = `${this.host}:${this.port}`;
+    this.conns = [];
+    for (let i = 0; i < options.poolSize; i++) {
+      const conn = new Redis(options.url, this.connectionOptions());
+      conn.on('ready', () => this.onStateChange());
+      conn.on('close', () => this.onStateChange());
+      // Without a listener ioredis prints every reconnect failure; the pool logs transitions.
+      conn.on('error', (err: Error) => this.onStateChange(err));
+      this.conns.push(conn);
+    }
+  }
+
+  private connectionOptions(): RedisOptions {
+    return {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.options.timeoutMs,
+      connectTimeout: Math.min(this.options.timeoutMs, 3000),
+      keepAlive: 10_000,
+      connectionName: 'redis-edge-gateway',
+      // 50, 100, 200 ... capped at 1 s: a restarted backend is picked up within a second.
+      retryStrategy: (times) => (this.closed ? null : Math.min(50 * 2 ** (times - 1), 1000)),
+    };
+  }
+
+  get poolSize(): number {
+    return this.conns.length;
+  }
+
+  get readyCount(): number {
+    return this.conns.filter((c) => c.status === 'ready').length;
+  }
+
+  private onStateChange(err?: Error): void {
+    if (this.closed) return;
+    const ready = this.readyCount;
+    if (ready > 0 && this.state !== 'up') {
+      this.state = 'up';
+      this.options.log(`backend ${this.target} available`);
+    } else if (ready === 0 && this.state !== 'down' && (err || this.state === 'up')) {
+      this.state = 'down';
+      const why = err ? ` (${(err as NodeJS.ErrnoException).code ?? err.name})` : '';
+      this.options.log(`backend ${this.target} unavailable${why}`);
+    }
+  }
+
+  /**
+   * Resolves once every connection has either become ready or failed once, or after `ms`.
+   * Lets `startGateway` return with a warm pool without hanging when the backend is down.
+   */
+  async settle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const each = this.conns.map(
+      (conn) =>
+        new Promise<void>((resolve) => {
+          if (conn.status === 'ready') return resolve();
+          conn.once('ready', () => resolve());
+          conn.once('error', () => resolve());
+        }),
+    );
+    await Promise.race([
+      Promise.all(each),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * A ready connection, round-robin. Synchronous on purpose: nothing can change between this
+   * check and the write that follows it in the same tick.
+   */
+  private pick(): Redis {
+    const n = this.conns.length;
+    for (let i = 0; i < n; i++) {
+      const conn = this.conns[(this.nextIndex + i) % n]!;
+      if (conn.status === 'ready') {
+        this.nextIndex = (this.nextIndex + i + 1) % n;
+        return conn;
+      }
+    }
+    throw backendUnavailable();
+  }
+
+  /** Runs one command. Resolves with the reply or a Redis error; throws a `GatewayError`. */
+  async call(command: Command): Promise<BatchItem> {
+    if (this.closed) throw backendUnavailable();
+    const [name, ...args] = command;
+    try {
+      return { kind: 'ok', reply: (await this.pick().callBuffer(name, ...args)) as RawReply };
+    } catch (err) {
+      if (isRedisError(err)) return { kind: 'redis-error', message: err.message };
+      throw this.classify(err);
+    }
+  }
+
+  /**
+   * Runs a batch on one connection. ioredis writes a pipeline with a single socket write, so
+   * commands of concurrent requests sharing the connection cannot interleave with it, and a
+   * MULTI ... EXEC block stays contiguous.
+   *
+   * Non-atomic: one item per command. Atomic: one item per command, or a single
+   * `redis-error` when Redis discarded the transaction.
+   */
+  async batch(commands: Command[], atomic: boolean): Promise<BatchItem[] | RedisErrorReply> {
+    if (this.closed) throw backendUnavailable();
+    const conn = this.pick();
+    const chain = atomic ? conn.multi() : conn.pipeline();
+    for (const [name, ...args] of commands) chain.callBuffer(name, ...args);
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await chain.exec();
+    } catch (err) {
+      if (isRedisError(err)) return { kind: 'redis-error', message: discardMessage(err) };
+      throw this.classify(err);
+    }
+    if (!results) throw backendConnectionLost();
+    // A transport failure on any element makes the whole batch's outcome unknown.
+    const failure = results.find(([err]) => err && !isRedisError(err));
+    if (failure) throw this.classify(failure[0]);
+    return results.map(([err, reply]) =>
+      err
+        ? { kind: 'redis-error', message: err.message }
+        : { kind: 'ok', reply: reply as RawReply },
+    );
+  }
+
+  /** Backend liveness for the availability emulation: PING on a ready connection. */
+  async ping(timeoutMs: number): Promise<boolean> {
+    let conn: Redis;
+    try {
+      conn = this.pick();
+    } catch {
+      return false;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        conn.ping().then((r) => r === 'PONG'),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A separate, connected connection for a long-lived stream (SUBSCRIBE, MONITOR): those put a
+   * connection into a mode where it cannot serve other commands, so they never use the pool.
+   * It does not reconnect: if it drops, the stream ends and the client resubscribes, rather
+   * than silently missing the messages published while it was away.
+   */
+  async dedicated(mode: 'subscriber' | 'monitor'): Promise<Redis> {
+    if (this.closed) throw backendUnavailable();
+    const conn = new Redis(this.options.url, {
+      ...this.connectionOptions(),
+      lazyConnect: true,
+      retryStrategy: () => null,
+      autoResubscribe: false,
+      commandTimeout: undefined,
+      monitor: mode === 'monitor',
+    });
+    conn.on('error', () => {});
+    try {
+      await conn.connect();
+    } catch {
+      conn.disconnect();
+      // Nothing but the handshake was sent: the subscription provably did not start.
+      throw backendUnavailable();
+    }
+    return conn;
+  }
+
+  /** Maps a non-Redis failure of a command to the gateway's answer (design 4.4). */
+  private classify(err: unknown): GatewayError {
+    const message = err instanceof Error ? err.message : '';
+    // Refused synchronously by ioredis before writing: the command provably did not run.
+    if (message.startsWith(NOT_WRITABLE)) return backendUnavailable();
+    // Written, but no answer in time: it may still run.
+    if (message === TIMED_OUT) return backendTimeout(this.options.timeoutMs);
+    // Connection closed or reset after the write (MaxRetriesPerRequestError, "Connection is
+    // closed."): the outcome is unknown.
+    return backendConnectionLost();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      this.conns.map(async (conn) => {
+        if (conn.status !== 'ready') return conn.disconnect();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          conn.quit().catch(() => {}),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+        conn.disconnect();
+      }),
+    );
+  }
+}
+
+/**
+ * Redis answers a discarded transaction with `EXECABORT Transaction discarded because of
+ * previous errors.`; the reason (e.g. `ERR unknown command 'foo'`) was the reply to the command
+ * that failed to queue, which ioredis attaches as `previousErrors`. The first of those is what
+ * the caller needs, so it is appended.
+ */
+function discardMessage(err: Error): string {
+  const previous = (err as Error & { previousErrors?: Error[] }).previousErrors;
+  const first = previous?.[0]?.message;
+  return first ? `${err.message} ${first}` : err.message;
+}

@@ -1,0 +1,80 @@
+import { NOT_SENT_HEADER } from '../transport/types.js';
+
+/**
+ * Every non-Redis failure the gateway can answer with. Handlers throw these; one place turns
+ * them into JSON responses, so no error path can produce HTML, an empty body or a crash.
+ *
+ * `code` is a machine-readable marker for clients other than `@upstash/redis` (which only
+ * reads `error`). Redis' own command errors are not `GatewayError`s: they go out as a plain
+ * `{"error"}` with the message unchanged (design 4.4: `@upstash/redis` matches on `NOSCRIPT`).
+ */
+export class GatewayError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+
+  body(): { error: string; code?: string } {
+    return this.code ? { error: this.message, code: this.code } : { error: this.message };
+  }
+}
+
+/** 400: the request itself is malformed (not a Redis error). */
+export const badRequest = (message: string): GatewayError =>
+  new GatewayError(400, message, 'INVALID_REQUEST');
+
+/** 401 with exactly the body Upstash and `mna/upstashdis` send. */
+export const unauthorized = (): GatewayError => new GatewayError(401, 'Unauthorized');
+
+export const notFound = (message = 'Not found'): GatewayError =>
+  new GatewayError(404, message, 'NOT_FOUND');
+
+export const methodNotAllowed = (allowed: string[]): GatewayError =>
+  new GatewayError(405, 'Method not allowed', 'METHOD_NOT_ALLOWED', {
+    allow: allowed.join(', '),
+  });
+
+export const payloadTooLarge = (limit: number): GatewayError =>
+  new GatewayError(413, `Request body exceeds ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
+
+/**
+ * 503 + `x-redis-edge-sent: 0`: the command provably never reached Redis, so a failover
+ * client may retry it elsewhere even if it is a non-idempotent write. Only raise this when
+ * nothing was written to the backend socket.
+ */
+export const backendUnavailable = (): GatewayError =>
+  new GatewayError(503, 'backend unavailable', 'BACKEND_UNAVAILABLE', { [NOT_SENT_HEADER]: '0' });
+
+/** 502 without the marker: the connection broke after the command was written. */
+export const backendConnectionLost = (): GatewayError =>
+  new GatewayError(
+    502,
+    'backend connection lost; the command may or may not have run',
+    'BACKEND_CONNECTION_LOST',
+  );
+
+/** 504 without the marker: the command was written but Redis did not answer in time. */
+export const backendTimeout = (ms: number): GatewayError =>
+  new GatewayError(
+    504,
+    `backend did not answer within ${ms} ms; the command may or may not have run`,
+    'BACKEND_TIMEOUT',
+  );
+
+/**
+ * Hono `onError`: the single place errors become responses. `GatewayError`s map to their
+ * status; anything else is a bug, answered with a JSON 500 (no marker: the outcome is unknown)
+ * and logged by class and message only, never with the request's data.
+ */
+export function errorResponse(err: Error, log: (line: string) => void): Response {
+  if (err instanceof GatewayError) {
+    return Response.json(err.body(), { status: err.status, headers: err.headers });
+  }
+  log(`unexpected error while handling a request: ${err.name}: ${err.message.slice(0, 200)}`);
+  return Response.json({ error: 'internal gateway error', code: 'INTERNAL' }, { status: 500 });
+}

@@ -1,0 +1,116 @@
+import type { Arg, Command } from './backend.js';
+import { badRequest, payloadTooLarge } from './errors.js';
+
+/**
+ * Reading and validating request input. Everything here rejects by shape, without recursion,
+ * so hostile bodies (huge, deeply nested, wrong types) end as a 400/413 and never as a crash.
+ */
+
+/** Reads the body, refusing more than `limit` bytes. Empty body: an empty buffer. */
+export async function readBody(request: Request, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) throw payloadTooLarge(limit);
+  if (!request.body) return Buffer.alloc(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      // Stop reading: a chunked body may be endless.
+      await reader.cancel().catch(() => {});
+      throw payloadTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) throw badRequest('Request body is empty; expected a JSON array');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw badRequest('Request body is not valid JSON');
+  }
+}
+
+/**
+ * Redis arguments are byte strings. JSON strings, numbers and booleans map onto them the way
+ * `@upstash/redis` expects (`set("k", 1)` sends the number 1). Anything else has no obvious
+ * meaning and is refused rather than guessed at.
+ */
+function toArg(value: unknown, position: number, where: string): string {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'boolean':
+      return String(value);
+    default: {
+      // JSON leaves only null, arrays and objects here.
+      const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : 'an object';
+      throw badRequest(
+        `${where}element ${position + 1} is ${kind}; only strings, numbers and booleans are allowed`,
+      );
+    }
+  }
+}
+
+/** `["SET", "k", "v"]` → a command. `where` prefixes messages inside batches. */
+export function toCommand(value: unknown, where = ''): Command {
+  if (!Array.isArray(value)) {
+    throw badRequest(`${where}a command must be a JSON array like ["SET","key","value"]`);
+  }
+  if (value.length === 0) throw badRequest(`${where}the command is empty`);
+  if (typeof value[0] !== 'string' || value[0].trim() === '') {
+    throw badRequest(`${where}the command name must be a non-empty string`);
+  }
+  const args = value.map((item, i) => toArg(item, i, where));
+  return args as Command;
+}
+
+/** `[["SET","k","v"],["GET","k"]]` → commands. */
+export function toBatch(value: unknown): Command[] {
+  if (!Array.isArray(value)) {
+    throw badRequest('a batch must be a JSON array of commands like [["SET","k","v"],["GET","k"]]');
+  }
+  if (value.length === 0) throw badRequest('the batch is empty');
+  return value.map((item, i) => toCommand(item, `command ${i + 1} of the batch: `));
+}
+
+/**
+ * Path form: `/SET/key/value?EX=100`. Each path segment is URL-decoded; a POST body, if any,
+ * is the last argument as raw bytes (binary-safe); then each query entry `k=v` adds `k v`
+ * (`k` or `k=` adds just `k`), except `_token`, which is a credential.
+ */
+export function pathCommand(segments: string[], body: Buffer, rawQuery: string): Command {
+  const args: Arg[] = segments.map((segment, i) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      throw badRequest(`path segment ${i + 1} has malformed percent-encoding`);
+    }
+  });
+  if (body.length > 0) args.push(body);
+  for (const entry of rawQuery.split('&')) {
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const key = decodeQuery(eq < 0 ? entry : entry.slice(0, eq));
+    const value = eq < 0 ? '' : decodeQuery(entry.slice(eq + 1));
+    if (key === '_token') continue;
+    args.push(key);
+    if (value !== '') args.push(value);
+  }
+  return args as Command;
+}
+
+function decodeQuery(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    throw badRequest('the query string has malformed percent-encoding');
+  }
+}

@@ -1,0 +1,190 @@
+import type { Arg, Command } from './backend.js';
+import type { CommandFlags } from './command-flags.js';
+import { GatewayError } from './errors.js';
+import { GatewayConfigError } from './options.js';
+
+/**
+ * Which commands a request may run through the gateway.
+ *
+ * Two lists, for two different reasons:
+ * - `DEFAULT_DENIED`: dangerous for a shared, network-exposed database (administration,
+ *   replication, data wipes) or ties up a pooled connection (blocking commands). An operator
+ *   may lift these with `allow`.
+ * - `POOL_UNSAFE`: change the state of the connection they run on (transactions, database
+ *   selection, protocol, subscriber/monitor mode, reply suppression). Pooled connections are
+ *   shared by concurrent requests, so these would corrupt other requests' answers; they can
+ *   never be allowed. `/multi-exec` and the SSE endpoints are the supported ways to get
+ *   transactions and subscriptions.
+ */
+const DEFAULT_DENIED: Record<string, string> = {
+  CONFIG: 'server administration',
+  DEBUG: 'server administration',
+  SHUTDOWN: 'server administration',
+  FLUSHALL: 'wipes the database',
+  FLUSHDB: 'wipes the database',
+  REPLICAOF: 'replication control',
+  SLAVEOF: 'replication control',
+  FAILOVER: 'replication control',
+  MIGRATE: 'moves keys to another server',
+  MODULE: 'server administration',
+  ACL: 'server administration',
+  CLUSTER: 'cluster administration',
+  SAVE: 'blocks the server while persisting',
+  BGSAVE: 'server administration',
+  BGREWRITEAOF: 'server administration',
+  PFDEBUG: 'server administration',
+  PFSELFTEST: 'server administration',
+  BLPOP: 'blocking commands tie up a pooled backend connection',
+  BRPOP: 'blocking commands tie up a pooled backend connection',
+  BLMOVE: 'blocking commands tie up a pooled backend connection',
+  BRPOPLPUSH: 'blocking commands tie up a pooled backend connection',
+  BZPOPMIN: 'blocking commands tie up a pooled backend connection',
+  BZPOPMAX: 'blocking commands tie up a pooled backend connection',
+  BLMPOP: 'blocking commands tie up a pooled backend connection',
+  BZMPOP: 'blocking commands tie up a pooled backend connection',
+  WAIT: 'blocking commands tie up a pooled backend connection',
+  WAITAOF: 'blocking commands tie up a pooled backend connection',
+  // Only with the BLOCK option (see `isBlockingStreamRead`).
+  XREAD: 'XREAD with BLOCK ties up a pooled backend connection',
+  XREADGROUP: 'XREADGROUP with BLOCK ties up a pooled backend connection',
+  'CLIENT KILL': 'disconnects other clients',
+  'CLIENT PAUSE': 'suspends all clients',
+  'CLIENT UNPAUSE': 'server administration',
+  'CLIENT NO-EVICT': 'server administration',
+  'CLIENT UNBLOCK': 'server administration',
+  // Allowing MONITOR opens the `/monitor` stream; as a plain command it is pool-unsafe.
+  MONITOR: 'streams every command of every client',
+};
+
+const POOL_UNSAFE: Record<string, string> = {
+  MULTI: 'use /multi-exec for transactions',
+  EXEC: 'use /multi-exec for transactions',
+  DISCARD: 'use /multi-exec for transactions',
+  WATCH: 'WATCH would apply to a shared backend connection',
+  UNWATCH: 'WATCH would apply to a shared backend connection',
+  SELECT: 'would switch the database of a shared backend connection',
+  HELLO: 'would change the protocol of a shared backend connection',
+  AUTH: 'would change the user of a shared backend connection',
+  RESET: 'would reset a shared backend connection',
+  QUIT: 'would close a shared backend connection',
+  READONLY: 'changes the state of a shared backend connection',
+  READWRITE: 'changes the state of a shared backend connection',
+  SUBSCRIBE: 'use the /subscribe/<channel> event stream',
+  PSUBSCRIBE: 'use the /psubscribe/<pattern> event stream',
+  SSUBSCRIBE: 'sharded pub/sub is not served over REST',
+  UNSUBSCRIBE: 'close the event stream instead',
+  PUNSUBSCRIBE: 'close the event stream instead',
+  SUNSUBSCRIBE: 'close the event stream instead',
+  SYNC: 'would turn a shared backend connection into a replication stream',
+  PSYNC: 'would turn a shared backend connection into a replication stream',
+  REPLCONF: 'replication internals',
+  'CLIENT REPLY': 'would desynchronise replies on a shared backend connection',
+  'CLIENT TRACKING': 'changes the state of a shared backend connection',
+  'CLIENT CACHING': 'changes the state of a shared backend connection',
+};
+
+/** `client|kill`, `client  kill`, `Client Kill` all name the same rule. */
+export function normalizeCommandName(name: string): string {
+  return name
+    .trim()
+    .replace(/[|\s]+/g, ' ')
+    .toUpperCase();
+}
+
+/** XREAD/XREADGROUP block only with a BLOCK option before STREAMS (later tokens are keys). */
+function isBlockingStreamRead(args: Arg[]): boolean {
+  for (const arg of args) {
+    const token = arg.toString().toUpperCase();
+    if (token === 'STREAMS') return false;
+    if (token === 'BLOCK') return true;
+  }
+  return false;
+}
+
+export class CommandPolicy {
+  private readonly denied = new Map<string, string>();
+
+  constructor(allow: string[] = []) {
+    for (const [name, reason] of Object.entries(DEFAULT_DENIED)) this.denied.set(name, reason);
+    for (const raw of allow) {
+      const name = normalizeCommandName(raw);
+      if (name === '') continue;
+      const unsafe = POOL_UNSAFE[name];
+      if (unsafe) {
+        throw new GatewayConfigError('allow', `cannot include '${name}': ${unsafe}`);
+      }
+      // Allowing a container (`CLIENT`) lifts the rules of all its subcommands.
+      for (const key of [...this.denied.keys()]) {
+        if (key === name || key.startsWith(`${name} `)) this.denied.delete(key);
+      }
+    }
+  }
+
+  /** Whether the `/monitor` stream is enabled (`allow: ['MONITOR']`). */
+  get monitorAllowed(): boolean {
+    return !this.denied.has('MONITOR');
+  }
+
+  /** The reason a command is refused, or undefined when it may run. */
+  refusal(command: Command): string | undefined {
+    const [rawName, ...args] = command;
+    const name = rawName.toUpperCase();
+    const unsafe = POOL_UNSAFE[name] ?? POOL_UNSAFE[subcommandKey(name, args)];
+    if (unsafe) return unsafe;
+    // As a plain command MONITOR would take over a pooled connection, allowed or not.
+    if (name === 'MONITOR') return this.denied.get(name) ?? 'use the /monitor event stream';
+    if (name === 'XREAD' || name === 'XREADGROUP') {
+      return isBlockingStreamRead(args) ? this.denied.get(name) : undefined;
+    }
+    return this.denied.get(name) ?? this.denied.get(subcommandKey(name, args));
+  }
+
+  /**
+   * Throws 403 when any command of the request is refused. Batches are checked as a whole
+   * before anything runs, so a refused command never leaves a half-executed batch behind.
+   */
+  check(commands: Command[], batch: boolean): void {
+    commands.forEach((command, index) => {
+      const reason = this.refusal(command);
+      if (reason === undefined) return;
+      const name = displayName(command);
+      const where = batch ? ` (command ${index + 1} of the batch)` : '';
+      throw new GatewayError(
+        403,
+        `command '${name}'${where} is not allowed through this gateway: ${reason}`,
+        'COMMAND_DENIED',
+      );
+    });
+  }
+
+  /**
+   * Throws 403 unless every command is one Redis flags read-only (asked from the backend via
+   * `flags`). Runs before anything is sent, so a batch with one write runs nothing.
+   */
+  async checkReadOnly(commands: Command[], batch: boolean, flags: CommandFlags): Promise<void> {
+    const verdicts = await Promise.all(commands.map((command) => flags.isReadOnly(command)));
+    const index = verdicts.indexOf(false);
+    if (index < 0) return;
+    const where = batch ? ` (command ${index + 1} of the batch)` : '';
+    throw new GatewayError(
+      403,
+      `this token is read-only and '${displayName(commands[index]!)}'${where} is not a read-only command`,
+      'READONLY_TOKEN',
+    );
+  }
+}
+
+function subcommandKey(name: string, args: Arg[]): string {
+  const sub = args[0];
+  return sub === undefined ? name : `${name} ${sub.toString().toUpperCase()}`;
+}
+
+/** The command name for error messages; never any argument except a known subcommand. */
+function displayName(command: Command): string {
+  const [rawName, ...args] = command;
+  const name = rawName.slice(0, 64).toUpperCase();
+  const key = subcommandKey(name, args);
+  const known = key in DEFAULT_DENIED || key in POOL_UNSAFE;
+  // Arguments are user data and are not echoed (design 4.8), except a denied subcommand.
+  return known ? key : name;
+}

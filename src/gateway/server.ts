@@ -1,0 +1,184 @@
+import { type Context, Hono } from 'hono';
+import { presentedToken, type Role, type TokenAuth } from './auth.js';
+import type { BackendPool, Command } from './backend.js';
+import type { CommandFlags } from './command-flags.js';
+import { toJsonReply, wantsBase64 } from './encoding.js';
+import { badRequest, GatewayError, methodNotAllowed, notFound, unauthorized } from './errors.js';
+import { parseJson, pathCommand, readBody, toBatch, toCommand } from './input.js';
+import type { CommandPolicy } from './policy.js';
+import { openStream } from './sse.js';
+
+/**
+ * The Upstash REST surface (design section 6, upstash-rest.md 1.1):
+ *
+ *   POST|PUT  /                      ["CMD", arg...]          → {"result"} | 400 {"error"}
+ *   POST|PUT  /pipeline              [[...], [...]]           → [{"result"}|{"error"}, ...]
+ *   POST|PUT  /multi-exec            [[...], [...]]           → same, atomic; discarded → 400
+ *   GET|HEAD|POST|PUT /cmd/arg/...   path form (body = last arg, query = trailing args)
+ *   GET|POST  /subscribe/<ch...>, /psubscribe/<pat...>, /monitor   → text/event-stream
+ *
+ * Routing is done by hand on the first path segment: the path form makes every other path a
+ * potential command, so reserved names must win and malformed ones must be a clean 404/405.
+ */
+export interface RestDeps {
+  pool: BackendPool;
+  policy: CommandPolicy;
+  flags: CommandFlags;
+  auth: TokenAuth;
+  maxBodyBytes: number;
+  /** Open event streams, ended on shutdown. */
+  streams: Set<() => void>;
+}
+
+const BODY_METHODS = ['POST', 'PUT'];
+const PATH_METHODS = ['GET', 'HEAD', 'POST', 'PUT'];
+const STREAM_METHODS = ['GET', 'POST'];
+/** Command names: letters first; modules add dots (`JSON.SET`), a few names have `-`/`_`. */
+const COMMAND_NAME = /^[A-Za-z_][A-Za-z0-9_.:|-]*$/;
+/** First segments the REST API never treats as commands (served elsewhere, or not at all). */
+const RESERVED = new Set(['v1', 'admin']);
+
+export function restRoutes(deps: RestDeps): Hono {
+  const app = new Hono();
+  app.all('*', (c) => dispatch(c, deps));
+  return app;
+}
+
+function allowMethods(method: string, allowed: string[]): void {
+  if (!allowed.includes(method)) throw methodNotAllowed(allowed);
+}
+
+async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
+  const url = new URL(c.req.url);
+  const method = c.req.method;
+  const segments = url.pathname.split('/').slice(1);
+  const first = segments[0] ?? '';
+  const rest = segments.slice(1);
+  // `/pipeline` and `/pipeline/` are the same endpoint.
+  const bare = rest.length === 0 || (rest.length === 1 && rest[0] === '');
+
+  const format = c.req.header('upstash-response-format');
+  if (format !== undefined && format.toLowerCase() !== 'json') {
+    throw badRequest('Upstash-Response-Format: only "json" is supported by this gateway');
+  }
+
+  if (first === '' && segments.length === 1) {
+    allowMethods(method, BODY_METHODS);
+    const role = authenticate(c, url, deps);
+    const command = toCommand(parseJson(await readBody(c.req.raw, deps.maxBodyBytes)));
+    return runSingle(c, deps, role, command);
+  }
+  if (first === 'pipeline' || first === 'multi-exec') {
+    if (!bare) throw notFound();
+    allowMethods(method, BODY_METHODS);
+    const role = authenticate(c, url, deps);
+    const commands = toBatch(parseJson(await readBody(c.req.raw, deps.maxBodyBytes)));
+    return runBatch(c, deps, role, commands, first === 'multi-exec');
+  }
+  if (first === 'subscribe' || first === 'psubscribe') {
+    // `@upstash/redis` joins channel names into the path without encoding them, so a name
+    // that is not valid percent-encoding is taken literally rather than refused.
+    const targets = rest.filter((s) => s !== '').map(lenientDecode);
+    if (targets.length === 0) throw notFound(`/${first} needs at least one channel or pattern`);
+    allowMethods(method, STREAM_METHODS);
+    // Listening writes nothing, so the read-only token may subscribe too.
+    authenticate(c, url, deps);
+    const connection = await deps.pool.dedicated('subscriber');
+    return openStream({
+      kind: first,
+      targets,
+      connection,
+      signal: c.req.raw.signal,
+      registry: deps.streams,
+    });
+  }
+  if (first === 'monitor') {
+    if (!bare) throw notFound();
+    allowMethods(method, STREAM_METHODS);
+    const role = authenticate(c, url, deps);
+    if (!deps.policy.monitorAllowed) {
+      throw new GatewayError(
+        403,
+        "command 'MONITOR' is not allowed through this gateway: it streams every command of every client",
+        'COMMAND_DENIED',
+      );
+    }
+    if (role !== 'full') {
+      throw new GatewayError(
+        403,
+        'this token is read-only; MONITOR needs the full token',
+        'READONLY_TOKEN',
+      );
+    }
+    const connection = await deps.pool.dedicated('monitor');
+    return openStream({
+      kind: 'monitor',
+      targets: [],
+      connection,
+      signal: c.req.raw.signal,
+      registry: deps.streams,
+    });
+  }
+  if (RESERVED.has(first) || !COMMAND_NAME.test(lenientDecode(first))) {
+    throw notFound(`Unknown path; send commands to POST / or as /<command>/<arg>...`);
+  }
+  allowMethods(method, PATH_METHODS);
+  const role = authenticate(c, url, deps);
+  const body =
+    method === 'POST' || method === 'PUT'
+      ? await readBody(c.req.raw, deps.maxBodyBytes)
+      : Buffer.alloc(0);
+  return runSingle(c, deps, role, pathCommand(segments, body, url.search.slice(1)));
+}
+
+function authenticate(c: Context, url: URL, deps: RestDeps): Role {
+  const role = deps.auth.role(presentedToken(c.req.header('authorization'), url));
+  if (!role) throw unauthorized();
+  return role;
+}
+
+/** Deny-list and read-only checks, both before anything reaches Redis. */
+async function authorize(deps: RestDeps, role: Role, commands: Command[], batch: boolean) {
+  deps.policy.check(commands, batch);
+  if (role === 'readonly') await deps.policy.checkReadOnly(commands, batch, deps.flags);
+}
+
+async function runSingle(c: Context, deps: RestDeps, role: Role, command: Command) {
+  await authorize(deps, role, [command], false);
+  const answer = await deps.pool.call(command);
+  if (answer.kind === 'redis-error') return c.json({ error: answer.message }, 400);
+  return c.json({ result: toJsonReply(answer.reply, base64(c)) }, 200);
+}
+
+async function runBatch(
+  c: Context,
+  deps: RestDeps,
+  role: Role,
+  commands: Command[],
+  atomic: boolean,
+): Promise<Response> {
+  await authorize(deps, role, commands, true);
+  const answer = await deps.pool.batch(commands, atomic);
+  // A discarded transaction is one error object, sent as 400 (a 2xx would crash clients
+  // that expect an array: upstash-rest.md 1.7).
+  if (!Array.isArray(answer)) return c.json({ error: answer.message }, 400);
+  const encode = base64(c);
+  return c.json(
+    answer.map((item) =>
+      item.kind === 'ok' ? { result: toJsonReply(item.reply, encode) } : { error: item.message },
+    ),
+    200,
+  );
+}
+
+function base64(c: Context): boolean {
+  return wantsBase64(c.req.header('upstash-encoding'));
+}
+
+function lenientDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
