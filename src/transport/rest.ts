@@ -136,6 +136,8 @@ function describeFetchError(err: unknown): string {
   return 'unknown error';
 }
 
+// Created on first use, not at module load; a non-streaming TextDecoder holds no state
+// between calls, so sharing it across requests is safe (it is not an I/O object).
 let textDecoder: TextDecoder | undefined;
 
 /** `@upstash/redis`' `base64decode`: atob + UTF-8, the raw string when atob rejects it. */
@@ -234,7 +236,10 @@ function isErrorReply(reply: RestReply | RestReply[]): boolean {
 
 /** Races `promise` against `signal`, so a fetch that ignores its signal cannot outlive it. */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
