@@ -153,7 +153,10 @@ export class BackendPool {
     if (this.closed) throw backendUnavailable();
     const [name, ...args] = command;
     try {
-      return { kind: 'ok', reply: (await this.pick().callBuffer(name, ...args)) as RawReply };
+      return {
+        kind: 'ok',
+        reply: (await this.pick().callBuffer(wireName(name), ...args)) as RawReply,
+      };
     } catch (err) {
       if (isRedisError(err)) return { kind: 'redis-error', message: err.message };
       throw this.classify(err);
@@ -172,7 +175,7 @@ export class BackendPool {
     if (this.closed) throw backendUnavailable();
     const conn = this.pick();
     const chain = atomic ? conn.multi() : conn.pipeline();
-    for (const [name, ...args] of commands) chain.callBuffer(name, ...args);
+    for (const [name, ...args] of commands) chain.callBuffer(wireName(name), ...args);
     let results: [Error | null, unknown][] | null;
     try {
       results = await chain.exec();
@@ -271,6 +274,16 @@ export class BackendPool {
       }),
     );
   }
+}
+
+/**
+ * ioredis keys its client-side conveniences on lower-case command names: `hgetall` replies are
+ * turned into objects, `mset`/`hset` arguments that are objects are flattened, `select`/`quit`
+ * change connection bookkeeping. The gateway must pass replies through untouched, so it sends
+ * names upper-case, which Redis treats the same and ioredis leaves alone.
+ */
+function wireName(name: string): string {
+  return name.toUpperCase();
 }
 
 /**
