@@ -82,6 +82,16 @@ export class FailoverRedis extends Redis {
     return store.active ?? this.#core.select(undefined).active;
   }
 
+  /**
+   * Probes every member now (the full probe plan), re-selects, publishes health and the active
+   * member to the shared tier if one is configured, and returns the snapshot. Meant for a cron
+   * trigger, so request paths need no probes at all.
+   */
+  async refreshAll(): Promise<StoreSnapshot> {
+    await this.#core.refreshAll();
+    return this.snapshot();
+  }
+
   snapshot(): StoreSnapshot {
     return this.#core.store.snapshot(this.#core.now());
   }

@@ -7,6 +7,9 @@
 import type { CircuitSettings } from './circuit.js';
 import { ConfigError } from './errors.js';
 import type { FailoverListener } from './events.js';
+import type { ProbePolicy } from './health/policy.js';
+import type { CustomProbe } from './health/probes.js';
+import type { HealthCache } from './health/shared.js';
 import type { MemberLocation } from './selector.js';
 
 export interface AvailabilityConfig {
@@ -42,6 +45,41 @@ export interface CircuitOptions {
   failureRate?: { threshold?: number; minimumFailures?: number; windowMs?: number } | false;
 }
 
+export interface HealthOptions {
+  /** Probe members in the background at all. Default true. */
+  enabled?: boolean;
+  /** A store older than this is refreshed by the next request (stale-while-revalidate). Default 5000. */
+  intervalMs?: number;
+  /** Probes per member per check. Default 1 (the anchors use 3; see the README). */
+  probes?: number;
+  /** Pause between probes of one check. Default 500. */
+  probeDelayMs?: number;
+  /** Timeout of one probe. Default 1000. */
+  probeTimeoutMs?: number;
+  /** How many probes must pass: `all` (default), `majority` or `any`. */
+  policy?: ProbePolicy;
+  /**
+   * `auto` (default): the availability API where configured, else REST `PING`; `ping`;
+   * `availability`; or your own function.
+   */
+  probe?: 'auto' | 'ping' | 'availability' | CustomProbe;
+  /**
+   * When the availability API cannot be reached but the member might be fine: `ping` (default)
+   * asks the member itself; `unhealthy` treats the member as down.
+   */
+  onSourceUnreachable?: 'ping' | 'unhealthy';
+  /** Random spread of the interval, as a fraction. Default 0.1. */
+  jitter?: number;
+  /** Let a cold isolate's first request wait (bounded) for a first verdict. Off by default. */
+  initialization?: { policy: 'one' | 'majority' | 'all'; timeoutMs: number };
+  /** Shared health between isolates (Workers KV or Cache API). */
+  cache?: HealthCache;
+  /** A shared record older than this is ignored. Default 120000 (two cron minutes). */
+  sharedMaxAgeMs?: number;
+  /** How long a cold isolate's first request waits for the shared record. Default 250. */
+  sharedColdStartWaitMs?: number;
+}
+
 export interface FailoverOptions {
   members: MemberConfig[];
   /** Per-attempt timeout (ms). Default 1500. */
@@ -55,8 +93,8 @@ export interface FailoverOptions {
   circuit?: CircuitOptions;
   /** How long a failed member stays out, and how long it must be healthy before failback. */
   gracePeriodMs?: number;
-  /** How often (at most) a preferred, non-active member is re-checked in the background. */
-  failbackCheckIntervalMs?: number;
+  /** Background health checks and shared health. */
+  health?: HealthOptions;
   /** Rank members by distance to the request (`request.cf`) instead of weight alone. */
   proximity?: boolean;
   /** Allow `http://` URLs to non-loopback hosts. Default false. */
@@ -86,6 +124,24 @@ export interface ResolvedMember {
   availability?: AvailabilityConfig;
 }
 
+export interface ResolvedHealthOptions {
+  enabled: boolean;
+  intervalMs: number;
+  probes: number;
+  probeDelayMs: number;
+  probeTimeoutMs: number;
+  policy: ProbePolicy;
+  probe: 'auto' | 'ping' | 'availability' | CustomProbe;
+  onSourceUnreachable: 'ping' | 'unhealthy';
+  jitter: number;
+  initialization: { policy: 'one' | 'majority' | 'all'; timeoutMs: number } | undefined;
+  cache: HealthCache | undefined;
+  sharedMaxAgeMs: number;
+  sharedColdStartWaitMs: number;
+  /** A refresh running longer than this is presumed lost (its request ended). */
+  staleRefreshMs: number;
+}
+
 export interface ResolvedOptions {
   members: ResolvedMember[];
   timeoutMs: number;
@@ -93,7 +149,7 @@ export interface ResolvedOptions {
   hedgeAfterMs: number | undefined;
   retryAmbiguousWrites: boolean;
   circuit: CircuitSettings;
-  failbackCheckIntervalMs: number;
+  health: ResolvedHealthOptions;
   proximity: boolean;
   allowInsecureHttp: boolean;
   readYourWrites: boolean;
@@ -114,8 +170,17 @@ export const DEFAULTS = {
   consecutiveFailures: 3,
   failureRate: { threshold: 0.5, minimumFailures: 3, windowMs: 10_000 },
   gracePeriodMs: 60_000,
-  failbackCheckIntervalMs: 10_000,
   lagToleranceMs: 5000,
+  health: {
+    intervalMs: 5000,
+    probes: 1,
+    probeDelayMs: 500,
+    probeTimeoutMs: 1000,
+    policy: 'all',
+    jitter: 0.1,
+    sharedMaxAgeMs: 120_000,
+    sharedColdStartWaitMs: 250,
+  },
 } as const;
 
 function isLoopback(hostname: string): boolean {
@@ -283,6 +348,91 @@ function resolveCircuit(options: FailoverOptions, gracePeriodMs: number): Circui
   return { consecutive, rate, gracePeriodMs };
 }
 
+function oneOf<T extends string>(
+  field: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw new ConfigError(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+  }
+  return value as T;
+}
+
+function resolveHealth(value: unknown): ResolvedHealthOptions {
+  const h = (value ?? {}) as HealthOptions;
+  if (typeof h !== 'object' || h === null) throw new ConfigError('health', 'must be an object');
+  const d = DEFAULTS.health;
+  const probes = positiveNumber('health.probes', h.probes, d.probes);
+  if (!Number.isInteger(probes)) throw new ConfigError('health.probes', 'must be a whole number');
+  const probeDelayMs =
+    h.probeDelayMs === 0
+      ? 0
+      : positiveNumber('health.probeDelayMs', h.probeDelayMs, d.probeDelayMs);
+  const probeTimeoutMs = positiveNumber(
+    'health.probeTimeoutMs',
+    h.probeTimeoutMs,
+    d.probeTimeoutMs,
+  );
+  const jitter = h.jitter === 0 ? 0 : positiveNumber('health.jitter', h.jitter, d.jitter);
+  if (jitter >= 1) throw new ConfigError('health.jitter', 'must be below 1');
+  const probe =
+    typeof h.probe === 'function'
+      ? h.probe
+      : oneOf('health.probe', h.probe, ['auto', 'ping', 'availability'] as const, 'auto');
+  let initialization: ResolvedHealthOptions['initialization'];
+  if (h.initialization !== undefined) {
+    const i = h.initialization;
+    if (typeof i !== 'object' || i === null) {
+      throw new ConfigError('health.initialization', 'must be an object');
+    }
+    initialization = {
+      policy: oneOf(
+        'health.initialization.policy',
+        i.policy,
+        ['one', 'majority', 'all'] as const,
+        'one',
+      ),
+      timeoutMs: positiveNumber('health.initialization.timeoutMs', i.timeoutMs, 1000),
+    };
+  }
+  if (
+    h.cache !== undefined &&
+    (typeof h.cache !== 'object' ||
+      typeof h.cache.get !== 'function' ||
+      typeof h.cache.put !== 'function')
+  ) {
+    throw new ConfigError('health.cache', 'must have get(key) and put(key, value)');
+  }
+  return {
+    enabled: h.enabled !== false,
+    intervalMs: positiveNumber('health.intervalMs', h.intervalMs, d.intervalMs),
+    probes,
+    probeDelayMs,
+    probeTimeoutMs,
+    policy: oneOf('health.policy', h.policy, ['all', 'majority', 'any'] as const, d.policy),
+    probe,
+    onSourceUnreachable: oneOf(
+      'health.onSourceUnreachable',
+      h.onSourceUnreachable,
+      ['ping', 'unhealthy'] as const,
+      'ping',
+    ),
+    jitter,
+    initialization,
+    cache: h.cache,
+    sharedMaxAgeMs: positiveNumber('health.sharedMaxAgeMs', h.sharedMaxAgeMs, d.sharedMaxAgeMs),
+    sharedColdStartWaitMs: positiveNumber(
+      'health.sharedColdStartWaitMs',
+      h.sharedColdStartWaitMs,
+      d.sharedColdStartWaitMs,
+    ),
+    staleRefreshMs: 2 * probes * (probeTimeoutMs + probeDelayMs) + 2 * probeTimeoutMs,
+  };
+}
+
 export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('options', 'must be an object');
@@ -323,11 +473,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
     hedgeAfterMs,
     retryAmbiguousWrites: options.retryAmbiguousWrites === true,
     circuit: resolveCircuit(options, gracePeriodMs),
-    failbackCheckIntervalMs: positiveNumber(
-      'failbackCheckIntervalMs',
-      options.failbackCheckIntervalMs,
-      DEFAULTS.failbackCheckIntervalMs,
-    ),
+    health: resolveHealth(options.health),
     proximity: options.proximity === true,
     allowInsecureHttp,
     readYourWrites: options.readYourWrites !== false,

@@ -8,6 +8,7 @@ export {
   type CircuitOptions,
   DEFAULTS,
   type FailoverOptions,
+  type HealthOptions,
   type MemberConfig,
 } from './config.js';
 export {
@@ -27,7 +28,20 @@ export type {
   SwitchEvent,
   SwitchReason,
 } from './events.js';
-export { resetHealthStores, type StoreSnapshot } from './health/store.js';
+export type { ProbePolicy } from './health/policy.js';
+export type { CustomProbe, ProbeVerdict } from './health/probes.js';
+export {
+  type CacheApiHealthCacheOptions,
+  type CacheLike,
+  cacheApiHealthCache,
+  type HealthCache,
+  type KVNamespaceLike,
+  type KvHealthCacheOptions,
+  kvHealthCache,
+  type SharedHealth,
+  type SharedMemberHealth,
+} from './health/shared.js';
+export { type HealthStats, resetHealthStores, type StoreSnapshot } from './health/store.js';
 export type { RequestScope } from './requester.js';
 export type { MemberLocation, RequestHints } from './selector.js';
 export { classifyCommand, type SafetyClass } from './transport/commands.js';

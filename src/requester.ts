@@ -17,10 +17,17 @@ import {
   MemberConfigError,
 } from './errors.js';
 import type { Emitter } from './events.js';
-import { pingProbe } from './health/probe.js';
+import {
+  awaitInitialization,
+  type CheckerDeps,
+  checkAll,
+  maybeStartRefresh,
+  publishShared,
+} from './health/checker.js';
 import type { HealthStore } from './health/store.js';
 import type { RequestHints } from './selector.js';
 import { classifyBatch, classifyCommand, commandName } from './transport/commands.js';
+import { MemberRequestError } from './transport/errors.js';
 import { createRestTransport } from './transport/rest.js';
 import type {
   AttemptOutcome,
@@ -92,45 +99,45 @@ export class FailoverCore {
     return selection;
   }
 
-  /**
-   * Starts the background checks that are due (half-open trials, failback checks). Never
-   * awaited by the request: a promise from one request must not be awaited by another in
-   * workerd, and no user request should wait for a probe.
-   */
-  startDueChecks(scope: RequestScope): void {
-    const o = this.options;
-    const now = this.now();
-    const due = this.store.claimDueChecks(
-      scope.hints,
-      o.proximity,
-      o.circuit.gracePeriodMs,
-      o.failbackCheckIntervalMs,
-      o.timeoutMs * 2,
-      now,
-    );
-    for (const name of due) {
-      const work = this.checkMember(name);
-      if (scope.waitUntil) scope.waitUntil(work);
-    }
+  get checkerDeps(): CheckerDeps {
+    const deps: CheckerDeps = {
+      store: this.store,
+      health: this.options.health,
+      circuit: this.options.circuit,
+      emitter: this.emitter,
+      transport: (name) => this.transport(name),
+      now: () => this.now(),
+    };
+    if (this.options.fetch) deps.fetch = this.options.fetch;
+    return deps;
   }
 
-  /** Probes one member and records the verdict. Never rejects. */
-  async checkMember(name: string): Promise<void> {
+  /**
+   * Starts a background refresh when the store is stale and hands it to `waitUntil`. Only a
+   * cold isolate's request waits, boundedly, for the refresh it started itself.
+   */
+  refreshIfStale(scope: RequestScope): Promise<void> | undefined {
+    // Synchronous when fresh: this runs before every command.
+    if (!this.options.health.enabled || this.now() < this.store.nextRefreshAt) return undefined;
+    const deps = this.checkerDeps;
+    const running = maybeStartRefresh(deps);
+    if (!running) return undefined;
+    if (scope.waitUntil) scope.waitUntil(running.done);
+    return this.store.initialized ? undefined : awaitInitialization(deps, running);
+  }
+
+  /** Probes every member now, publishes to the shared tier, and returns the snapshot (cron). */
+  async refreshAll(): Promise<void> {
+    const deps = this.checkerDeps;
+    this.store.refreshStartedAt = this.now();
+    this.store.nextRefreshAt = this.now() + this.options.health.intervalMs;
     try {
-      const transport = this.transport(name);
-      if (!transport) return;
-      const result = await pingProbe(transport, this.options.timeoutMs);
-      const event = this.store.recordCheck(
-        name,
-        result.healthy,
-        result.reason,
-        this.options.circuit,
-        this.now(),
-      );
-      if (event) this.emitter.emit('health', event);
+      await checkAll(deps);
     } finally {
-      this.store.finishCheck(name);
+      this.store.refreshStartedAt = undefined;
     }
+    this.select(undefined);
+    await publishShared(deps);
   }
 
   recordOutcome(name: string, outcome: AttemptOutcome): void {
@@ -142,6 +149,8 @@ export class FailoverCore {
       return;
     }
     if (outcome.kind === 'config') return;
+    // Our own abort (deadline spent, request gone) says nothing about the member.
+    if (outcome.error instanceof MemberRequestError && outcome.error.reason === 'aborted') return;
     const event = this.store.recordFailure(
       name,
       outcome.kind,
@@ -220,8 +229,9 @@ export class FailoverRequester implements Requester {
       scope.deadlineAt ?? Number.POSITIVE_INFINITY,
     );
 
+    const coldStart = core.refreshIfStale(scope);
+    if (coldStart) await coldStart;
     const selection = core.select(scope.hints);
-    core.startDueChecks(scope);
     const order = this.pinnedFirst(selection.order);
 
     const failures: MemberAttemptFailure[] = [];

@@ -21,9 +21,8 @@ export interface MemberView {
   phase: CircuitPhase;
   /** Start of the current healthy streak; undefined while unhealthy or never observed. */
   healthySince?: number;
-  /** Replication lag last reported, and the most this member may lag to be failed back to. */
-  lagMs?: number;
-  lagToleranceMs?: number;
+  /** Reported behind its replication-lag tolerance: a failover target, not a failback one. */
+  lagging?: boolean;
 }
 
 /** Where the request comes from (`request.cf` on Cloudflare); used only with proximity. */
@@ -39,6 +38,11 @@ export interface SelectionInput {
   /** When the current active member was chosen. */
   activeSince: number;
   forced?: { name: string; until: number };
+  /**
+   * The active member published in the shared tier (one decision for all isolates). Followed
+   * while it is usable here; an isolate that sees it fail decides on its own.
+   */
+  preferred?: string;
   gracePeriodMs: number;
   proximity: boolean;
   hints?: RequestHints;
@@ -58,16 +62,12 @@ export function isUsable(m: MemberView): boolean {
   return m.phase === 'closed' && m.status !== 'unhealthy';
 }
 
-function withinLag(m: MemberView): boolean {
-  return m.lagMs === undefined || m.lagToleranceMs === undefined || m.lagMs <= m.lagToleranceMs;
-}
-
 /** Healthy, in sync and has stayed so for a whole grace period: fit to fail back to. */
 function isSettled(m: MemberView, now: number, gracePeriodMs: number): boolean {
   return (
     isUsable(m) &&
     m.status === 'healthy' &&
-    withinLag(m) &&
+    !m.lagging &&
     m.healthySince !== undefined &&
     now - m.healthySince >= gracePeriodMs
   );
@@ -162,10 +162,14 @@ export function selectMembers(input: SelectionInput): Selection {
 
   const forced = input.forced;
   const forcedMember = forced && input.now < forced.until ? byName.get(forced.name) : undefined;
+  const preferred = input.preferred === undefined ? undefined : byName.get(input.preferred);
 
   if (forcedMember) {
     next = forcedMember;
     reason = 'forced';
+  } else if (preferred && isUsable(preferred)) {
+    next = preferred;
+    reason = 'health-check';
   } else if (current && isUsable(current)) {
     // Sticky: keep a working member; move only to a clearly better one that has been healthy
     // for a whole grace period, and not sooner than a grace period after the last switch.
@@ -202,33 +206,4 @@ export function selectMembers(input: SelectionInput): Selection {
     selection.switched = { from: input.active, to: next.name, reason };
   }
   return selection;
-}
-
-/**
- * Which members deserve a background check now: an open circuit whose grace period has ended
- * (the half-open trial), and members preferred over the active one, so failback can see them
- * healthy for a whole grace period before it moves traffic back.
- */
-export function membersDueForCheck(
-  input: SelectionInput,
-  lastCheckedAt: ReadonlyMap<string, number>,
-  checkIntervalMs: number,
-): string[] {
-  const active = input.members.find((m) => m.name === input.active);
-  const due: string[] = [];
-  for (const m of input.members) {
-    if (m.name === input.active) continue;
-    const last = lastCheckedAt.get(m.name) ?? Number.NEGATIVE_INFINITY;
-    if (m.phase === 'half-open') {
-      due.push(m.name);
-    } else if (
-      m.phase === 'closed' &&
-      active &&
-      betterBecause(m, active, input) &&
-      input.now - last >= checkIntervalMs
-    ) {
-      due.push(m.name);
-    }
-  }
-  return due;
 }

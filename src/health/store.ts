@@ -17,14 +17,9 @@ import {
 } from '../circuit.js';
 import type { ResolvedMember } from '../config.js';
 import type { HealthEvent, HealthStatus, SwitchEvent } from '../events.js';
-import {
-  type MemberView,
-  membersDueForCheck,
-  type RequestHints,
-  type Selection,
-  selectMembers,
-} from '../selector.js';
+import { type MemberView, type RequestHints, type Selection, selectMembers } from '../selector.js';
 import type { MemberTransport } from '../transport/types.js';
+import type { SharedHealth } from './shared.js';
 
 export interface MemberRecord {
   member: ResolvedMember;
@@ -33,7 +28,10 @@ export interface MemberRecord {
   statusReason?: string;
   checkedAt?: number;
   healthySince?: number;
-  lagMs?: number;
+  /** Behind its lag tolerance at the last check (availability API). */
+  lagging?: boolean;
+  /** The health source for this member is misconfigured (401 from the availability API...). */
+  configProblem?: string;
   /** Exponentially weighted moving average of successful attempts' latency. */
   latencyEwmaMs?: number;
   circuit: CircuitState;
@@ -57,13 +55,25 @@ export interface StoreSnapshot {
     graceUntil?: number;
     checkedAt?: number;
     healthySince?: number;
-    lagMs?: number;
+    lagging?: boolean;
+    configProblem?: string;
     latencyEwmaMs?: number;
     lastError?: { kind: string; message: string; at: number };
     availabilityUrl?: string;
   }>;
   switches: SwitchEvent[];
+  /** What this isolate spent on health: probes per member, refreshes, shared-tier reads. */
+  stats: HealthStats;
+  /** When the shared tier was last read and merged, if ever. */
+  sharedAt?: number;
   at: number;
+}
+
+export interface HealthStats {
+  probes: Record<string, number>;
+  refreshes: number;
+  sharedReads: number;
+  sharedHits: number;
 }
 
 const EWMA_ALPHA = 0.2;
@@ -77,9 +87,17 @@ export class HealthStore {
   readonly switches: SwitchEvent[] = [];
   /** Transports per member, kept here so per-request clients keep each member's sync token. */
   readonly transports = new Map<string, { token: string; transport: MemberTransport }>();
-  private readonly lastCheckedAt = new Map<string, number>();
-  /** Background checks running in this isolate: name -> start time. */
-  private readonly checksInFlight = new Map<string, number>();
+  /** Database uids found by availability-API discovery, per member. */
+  readonly uidCache = new Map<string, number>();
+  readonly stats: HealthStats = { probes: {}, refreshes: 0, sharedReads: 0, sharedHits: 0 };
+  /** Earliest time the next traffic-driven refresh may start (jittered). */
+  nextRefreshAt = Number.NEGATIVE_INFINITY;
+  /** Start of the refresh running in this isolate, if any. */
+  refreshStartedAt: number | undefined;
+  /** A refresh or shared read has given every member a verdict at least once. */
+  initialized = false;
+  /** The active member the shared tier published, followed until `until`. */
+  shared: { active: string | undefined; at: number; until: number } | undefined;
 
   constructor(
     readonly key: string,
@@ -94,8 +112,7 @@ export class HealthStore {
 
   removeMember(name: string): boolean {
     this.transports.delete(name);
-    this.lastCheckedAt.delete(name);
-    this.checksInFlight.delete(name);
+    this.uidCache.delete(name);
     return this.records.delete(name);
   }
 
@@ -110,9 +127,7 @@ export class HealthStore {
       };
       if (r.member.location) view.location = r.member.location;
       if (r.healthySince !== undefined) view.healthySince = r.healthySince;
-      if (r.lagMs !== undefined) view.lagMs = r.lagMs;
-      const tolerance = r.member.availability?.lagToleranceMs;
-      if (tolerance !== undefined) view.lagToleranceMs = tolerance;
+      if (r.lagging) view.lagging = true;
       out.push(view);
     }
     return out;
@@ -132,6 +147,9 @@ export class HealthStore {
       proximity,
       now,
       ...(this.forced ? { forced: this.forced } : {}),
+      ...(this.shared && now < this.shared.until && this.shared.active !== undefined
+        ? { preferred: this.shared.active }
+        : {}),
       ...(hints ? { hints } : {}),
     };
   }
@@ -154,34 +172,6 @@ export class HealthStore {
       }
     }
     return selection;
-  }
-
-  /** Members a background check should look at now, marked as in flight. */
-  claimDueChecks(
-    hints: RequestHints | undefined,
-    proximity: boolean,
-    gracePeriodMs: number,
-    checkIntervalMs: number,
-    staleAfterMs: number,
-    now: number,
-  ): string[] {
-    const input = this.selectionInput(hints, proximity, gracePeriodMs, now);
-    const due = membersDueForCheck(input, this.lastCheckedAt, checkIntervalMs);
-    const claimed: string[] = [];
-    for (const name of due) {
-      const started = this.checksInFlight.get(name);
-      // A check whose promise never settled (its request ended in workerd) must not block
-      // checks forever: it is considered gone after staleAfterMs.
-      if (started !== undefined && now - started < staleAfterMs) continue;
-      this.checksInFlight.set(name, now);
-      this.lastCheckedAt.set(name, now);
-      claimed.push(name);
-    }
-    return claimed;
-  }
-
-  finishCheck(name: string): void {
-    this.checksInFlight.delete(name);
   }
 
   private setStatus(
@@ -239,25 +229,77 @@ export class HealthStore {
     return undefined;
   }
 
-  /** A health check's verdict. Unhealthy opens the circuit so selection leaves the member. */
+  /**
+   * A health check's verdict. Unhealthy takes the member out of selection (without touching
+   * its circuit, which counts request failures); a healthy verdict closes a half-open circuit,
+   * and a failed one re-opens it for another grace period.
+   */
   recordCheck(
     name: string,
-    healthy: boolean,
-    reason: string,
+    verdict: { healthy: boolean; lagging?: boolean; reason: string; configProblem?: string },
     settings: CircuitSettings,
     now: number,
-    lagMs?: number,
   ): HealthEvent | undefined {
     const r = this.records.get(name);
     if (!r) return undefined;
-    if (lagMs !== undefined) r.lagMs = lagMs;
-    if (healthy) {
-      r.circuit = recordSuccess(r.circuit, settings, now);
-      return this.setStatus(r, 'healthy', reason, now);
+    r.lagging = verdict.lagging === true;
+    if (verdict.configProblem) r.configProblem = verdict.configProblem;
+    else delete r.configProblem;
+    const phase = circuitPhase(r.circuit, now);
+    if (verdict.healthy) {
+      if (phase === 'half-open') r.circuit = recordSuccess(r.circuit, settings, now);
+      return this.setStatus(r, 'healthy', verdict.reason, now);
     }
-    r.circuit = tripCircuit(r.circuit, settings, now);
-    r.lastError = { kind: 'check', message: reason, at: now };
-    return this.setStatus(r, 'unhealthy', reason, now);
+    if (phase === 'half-open') r.circuit = tripCircuit(r.circuit, settings, now);
+    r.lastError = { kind: 'check', message: verdict.reason, at: now };
+    return this.setStatus(r, 'unhealthy', verdict.reason, now);
+  }
+
+  /** The record the cron helper publishes: every member's health and the chosen active one. */
+  toShared(now: number): SharedHealth {
+    const members: SharedHealth['members'] = {};
+    for (const r of this.records.values()) {
+      const m: SharedHealth['members'][string] = {
+        status: r.status,
+        checkedAt: r.checkedAt ?? now,
+      };
+      if (r.statusReason !== undefined) m.reason = r.statusReason;
+      if (r.healthySince !== undefined) m.healthySince = r.healthySince;
+      if (r.lagging) m.lagging = true;
+      members[r.member.name] = m;
+    }
+    const shared: SharedHealth = { version: 1, key: this.key, at: now, members };
+    if (this.active !== undefined) shared.active = this.active;
+    return shared;
+  }
+
+  /**
+   * Merges a shared record: per member the newer observation wins, and a local failure newer
+   * than the shared check beats a shared "healthy". Returns the health events it caused.
+   */
+  applyShared(shared: SharedHealth, followForMs: number, now: number): HealthEvent[] {
+    if (shared.key !== this.key) return [];
+    const events: HealthEvent[] = [];
+    for (const [name, remote] of Object.entries(shared.members)) {
+      const r = this.records.get(name);
+      if (!r) continue;
+      const localFailureAt = r.lastError?.at ?? Number.NEGATIVE_INFINITY;
+      if (remote.checkedAt <= (r.checkedAt ?? Number.NEGATIVE_INFINITY)) continue;
+      if (remote.status === 'healthy' && localFailureAt > remote.checkedAt) continue;
+      const previous = r.status;
+      r.status = remote.status;
+      r.checkedAt = remote.checkedAt;
+      r.lagging = remote.lagging === true;
+      if (remote.reason !== undefined) r.statusReason = remote.reason;
+      if (remote.status === 'healthy') r.healthySince = remote.healthySince ?? remote.checkedAt;
+      else r.healthySince = undefined;
+      if (previous !== r.status) {
+        events.push({ member: name, status: r.status, previous, reason: 'shared', at: now });
+      }
+    }
+    this.shared = { active: shared.active, at: shared.at, until: shared.at + followForMs };
+    this.initialized = true;
+    return events;
   }
 
   snapshot(now: number): StoreSnapshot {
@@ -276,7 +318,8 @@ export class HealthStore {
         entry.graceUntil = r.circuit.graceUntil;
       if (r.checkedAt !== undefined) entry.checkedAt = r.checkedAt;
       if (r.healthySince !== undefined) entry.healthySince = r.healthySince;
-      if (r.lagMs !== undefined) entry.lagMs = r.lagMs;
+      if (r.lagging) entry.lagging = true;
+      if (r.configProblem) entry.configProblem = r.configProblem;
       if (r.latencyEwmaMs !== undefined)
         entry.latencyEwmaMs = Math.round(r.latencyEwmaMs * 10) / 10;
       if (r.lastError) entry.lastError = { ...r.lastError };
@@ -289,9 +332,11 @@ export class HealthStore {
       activeSince: this.activeSince,
       members,
       switches: this.switches.map((s) => ({ ...s })),
+      stats: { ...this.stats, probes: { ...this.stats.probes } },
       at: now,
     };
     if (this.forced) snap.forced = { ...this.forced };
+    if (this.shared) snap.sharedAt = this.shared.at;
     return snap;
   }
 }

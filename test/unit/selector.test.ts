@@ -6,7 +6,6 @@ import { HealthStore } from '../../src/health/store.js';
 import {
   distanceKm,
   type MemberView,
-  membersDueForCheck,
   rankMembers,
   type SelectionInput,
   selectMembers,
@@ -77,11 +76,11 @@ describe('selectMembers', () => {
 
   it('does not fail back to a member lagging beyond its tolerance', () => {
     const members = [
-      view('a', 2, { status: 'healthy', healthySince: 0, lagMs: 6000, lagToleranceMs: 5000 }),
+      view('a', 2, { status: 'healthy', healthySince: 0, lagging: true }),
       view('b', 1, { status: 'healthy' }),
     ];
     expect(selectMembers(input(members, { active: 'b' })).active).toBe('b');
-    members[0]!.lagMs = 100;
+    members[0]!.lagging = false;
     expect(selectMembers(input(members, { active: 'b' })).active).toBe('a');
   });
 
@@ -153,17 +152,16 @@ describe('selectMembers', () => {
   });
 });
 
-describe('membersDueForCheck', () => {
-  it('asks for a trial of a half-open member and checks of heavier idle members', () => {
-    const members = [
-      view('a', 3, { phase: 'half-open', status: 'unhealthy' }),
-      view('b', 2, { status: 'healthy' }),
-      view('c', 1, { status: 'healthy' }),
-    ];
-    const due = membersDueForCheck(input(members, { active: 'c' }), new Map(), 5000);
-    expect(due).toEqual(['a', 'b']);
-    const recently = new Map([['b', 9000]]);
-    expect(membersDueForCheck(input(members, { active: 'c' }), recently, 5000)).toEqual(['a']);
+describe('shared decision', () => {
+  it('follows the published active member while it is usable here', () => {
+    const members = [view('a', 2, { status: 'healthy', healthySince: 0 }), view('b', 1)];
+    const s = selectMembers(input(members, { active: 'a', preferred: 'b' }));
+    expect(s.switched).toEqual({ from: 'a', to: 'b', reason: 'health-check' });
+  });
+
+  it('decides alone when the published member fails here', () => {
+    const members = [view('a', 2), view('b', 1, { phase: 'open', status: 'unhealthy' })];
+    expect(selectMembers(input(members, { active: 'b', preferred: 'b' })).active).toBe('a');
   });
 });
 
@@ -189,11 +187,14 @@ describe('no flapping (property)', () => {
           const store = new HealthStore('k', members);
           let now = 0;
           let switches = 0;
+          let nextCheck = 0;
           for (const step of steps) {
             now += step.dt;
-            for (const name of store.claimDueChecks(undefined, false, 5000, 1000, 10_000, now)) {
-              store.recordCheck(name, name === 'b' || step.aUp, 'probe', settings, now);
-              store.finishCheck(name);
+            if (now >= nextCheck) {
+              // a background refresh, as the checker runs it every interval
+              nextCheck = now + 1000;
+              store.recordCheck('a', { healthy: step.aUp, reason: 'probe' }, settings, now);
+              store.recordCheck('b', { healthy: true, reason: 'probe' }, settings, now);
             }
             const sel = store.select(undefined, false, settings.gracePeriodMs, now);
             if (sel.switched) switches += 1;

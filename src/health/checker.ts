@@ -1,0 +1,192 @@
+/**
+ * The health checker: keeps the store fresh without putting a probe on a user request's path.
+ *
+ * Refresh is stale-while-revalidate, driven by traffic (there are no timers between requests
+ * on the edge): a request that finds the store older than the interval starts one refresh,
+ * if none is running in this isolate, and hands it to `waitUntil`. It never awaits it, and no
+ * other request ever awaits it either: in workerd a promise created by one request can hang
+ * forever when awaited by another. The one exception is a bounded cold-start wait by the very
+ * request that started the refresh (the `initialization` policy).
+ */
+
+import type { CircuitSettings } from '../circuit.js';
+import type { ResolvedHealthOptions, ResolvedMember } from '../config.js';
+import type { Emitter } from '../events.js';
+import type { MemberTransport } from '../transport/types.js';
+import { runProbes } from './policy.js';
+import {
+  availabilityProbe,
+  customProbe,
+  type Probe,
+  type ProbeVerdict,
+  pingProbe,
+} from './probes.js';
+import { cacheKeyFor } from './shared.js';
+import type { HealthStore } from './store.js';
+
+export interface CheckerDeps {
+  store: HealthStore;
+  health: ResolvedHealthOptions;
+  circuit: CircuitSettings;
+  emitter: Emitter;
+  transport(name: string): MemberTransport | undefined;
+  now(): number;
+  fetch?: typeof fetch;
+}
+
+function probeFor(member: ResolvedMember, health: ResolvedHealthOptions): Probe {
+  if (typeof health.probe === 'function') return customProbe(health.probe);
+  if (health.probe === 'ping') return pingProbe;
+  return member.availability ? availabilityProbe : pingProbe;
+}
+
+/** Probes one member by the configured plan, falling back to PING when the source fails. */
+export async function checkMember(
+  deps: CheckerDeps,
+  name: string,
+): Promise<ProbeVerdict | undefined> {
+  const { store, health } = deps;
+  const record = store.records.get(name);
+  const transport = deps.transport(name);
+  if (!record || !transport) return undefined;
+  const counted: Probe = (ctx) => {
+    store.stats.probes[name] = (store.stats.probes[name] ?? 0) + 1;
+    return primary(ctx);
+  };
+  const primary = probeFor(record.member, health);
+  const ctx = {
+    member: record.member,
+    transport,
+    timeoutMs: health.probeTimeoutMs,
+    uidCache: store.uidCache,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  };
+  const plan = { probes: health.probes, probeDelayMs: health.probeDelayMs, policy: health.policy };
+  let verdict = await runProbes(counted, ctx, plan);
+  if ((verdict.unreachable || verdict.configProblem) && primary !== pingProbe) {
+    const problem = verdict.configProblem ?? verdict.reason;
+    if (verdict.unreachable && health.onSourceUnreachable === 'unhealthy') {
+      // chosen by the user: an unreachable health source means the member is down
+    } else {
+      // The health source is broken, not necessarily the member: ask the data path itself.
+      const ping = await runProbes(pingProbe, ctx, plan);
+      verdict = { ...ping, reason: `${ping.reason} (${verdict.reason})`, configProblem: problem };
+    }
+  }
+  const event = store.recordCheck(name, verdict, deps.circuit, deps.now());
+  if (event) deps.emitter.emit('health', event);
+  return verdict;
+}
+
+/** Checks every member in parallel (one refresh). */
+export async function checkAll(deps: CheckerDeps): Promise<void> {
+  deps.store.stats.refreshes += 1;
+  await Promise.all([...deps.store.records.keys()].map((name) => checkMember(deps, name)));
+  deps.store.initialized = true;
+}
+
+/** Reads the shared tier and merges it when it is fresh. True when it was fresh. */
+export async function readShared(deps: CheckerDeps): Promise<boolean> {
+  const cache = deps.health.cache;
+  if (!cache) return false;
+  const { store } = deps;
+  store.stats.sharedReads += 1;
+  const shared = await cache.get(cacheKeyFor(store.key));
+  const now = deps.now();
+  if (!shared || now - shared.at > deps.health.sharedMaxAgeMs) return false;
+  store.stats.sharedHits += 1;
+  for (const event of store.applyShared(shared, deps.health.sharedMaxAgeMs, now)) {
+    deps.emitter.emit('health', event);
+  }
+  return true;
+}
+
+export interface RunningRefresh {
+  /** Settles when the shared tier has been read: true when it was fresh and merged. */
+  shared: Promise<boolean>;
+  /** Settles when the refresh is over. Never rejects. */
+  done: Promise<void>;
+}
+
+/** One refresh: the shared record if it is fresh, otherwise our own probes. */
+export function refresh(deps: CheckerDeps): RunningRefresh {
+  const shared = readShared(deps).catch(() => false);
+  const done = shared
+    .then((fresh) => (fresh ? undefined : checkAll(deps)))
+    .catch(() => undefined)
+    .finally(() => {
+      deps.store.refreshStartedAt = undefined;
+    });
+  return { shared, done };
+}
+
+/**
+ * Starts a refresh if the store is stale and none is running here. Returns the refresh when
+ * this call started one (only its own request may await it), otherwise undefined.
+ */
+export function maybeStartRefresh(deps: CheckerDeps): RunningRefresh | undefined {
+  const { store, health } = deps;
+  if (!health.enabled) return undefined;
+  const now = deps.now();
+  if (now < store.nextRefreshAt) return undefined;
+  // A refresh whose promise never settled (its request ended in workerd) must not block
+  // refreshes forever: after a generous bound it is considered gone.
+  if (
+    store.refreshStartedAt !== undefined &&
+    now - store.refreshStartedAt < health.staleRefreshMs
+  ) {
+    return undefined;
+  }
+  store.refreshStartedAt = now;
+  // Jitter spreads isolates that started together so they do not probe in lockstep.
+  const spread = 1 + (Math.random() * 2 - 1) * health.jitter;
+  store.nextRefreshAt = now + health.intervalMs * spread;
+  return refresh(deps);
+}
+
+/** Publishes this store's health and active member to the shared tier (the cron helper). */
+export async function publishShared(deps: CheckerDeps): Promise<void> {
+  const cache = deps.health.cache;
+  if (!cache) return;
+  await cache.put(cacheKeyFor(deps.store.key), deps.store.toShared(deps.now()));
+}
+
+/** Resolves when the initialization policy is met, or after its time limit. */
+export async function awaitInitialization(
+  deps: CheckerDeps,
+  started: RunningRefresh,
+): Promise<void> {
+  const { store, health } = deps;
+  const init = health.initialization;
+  if (!init) {
+    // No policy: still let a cold isolate start from the shared record when there is one,
+    // since reading it is one fast lookup rather than a round of probes.
+    if (health.cache) await withTimeout(started.shared, health.sharedColdStartWaitMs);
+    return;
+  }
+  const total = store.records.size;
+  const wanted =
+    init.policy === 'all' ? total : init.policy === 'majority' ? Math.floor(total / 2) + 1 : 1;
+  const met = () => {
+    let known = 0;
+    for (const r of store.records.values()) if (r.status === 'healthy') known += 1;
+    return known >= wanted || store.initialized;
+  };
+  let waiting = true;
+  // Probes of different members finish at different times; poll the store cheaply.
+  const poll = (async () => {
+    const step = Math.max(5, Math.min(50, init.timeoutMs / 20));
+    while (waiting && !met()) await new Promise((r) => setTimeout(r, step));
+  })();
+  await withTimeout(Promise.race([started.done, poll]), init.timeoutMs);
+  waiting = false;
+}
+
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([promise, limit]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,197 @@
+/**
+ * Probes: one question to one member, one verdict. Three kinds (design 4.5): the Redis
+ * Software database availability API, a REST `PING` through the member's own transport, and a
+ * user function. A probe never throws; what went wrong is in the verdict.
+ *
+ * The availability API is called with ky (retry once on 503/500 like the anchors, a timeout,
+ * errors with status and parsed body). It is off the request path, so ky's per-call cost does
+ * not matter here, unlike in the data-path transport.
+ */
+import ky, { HTTPError, TimeoutError } from 'ky';
+import type { AvailabilityConfig, ResolvedMember } from '../config.js';
+import type { MemberTransport } from '../transport/types.js';
+
+export interface ProbeVerdict {
+  healthy: boolean;
+  /** Healthy but replicating behind its lag tolerance: fine to fail over to, not to fail back to. */
+  lagging?: boolean;
+  /** Short reason kept in the health record: `ping`, `available`, an `error_code`, ... */
+  reason: string;
+  /**
+   * The probe could not give a verdict because it is misconfigured (401/403/404/400 from the
+   * availability API). A config problem is reported, never read as "member down".
+   */
+  configProblem?: string;
+  /** The health source itself could not be reached (network error, timeout). */
+  unreachable?: boolean;
+}
+
+export interface ProbeContext {
+  member: ResolvedMember;
+  transport: MemberTransport;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+  /** Remembers discovered database uids between checks (per store). */
+  uidCache: Map<string, number>;
+}
+
+export type Probe = (ctx: ProbeContext) => Promise<ProbeVerdict>;
+
+/** A user-supplied check: return true/false or a verdict; throwing counts as unhealthy. */
+export type CustomProbe = (
+  member: { name: string; url: string },
+  options: { signal: AbortSignal },
+) => Promise<boolean | ProbeVerdict>;
+
+export const pingProbe: Probe = async ({ transport, timeoutMs }) => {
+  const outcome = await transport.send({ kind: 'command', command: ['ping'] }, { timeoutMs });
+  if (outcome.kind === 'ok') {
+    const reply = Array.isArray(outcome.reply) ? outcome.reply[0] : outcome.reply;
+    if (reply && reply.error === undefined) return { healthy: true, reason: 'ping' };
+    return { healthy: false, reason: `ping error: ${reply?.error ?? 'no reply'}` };
+  }
+  if (outcome.kind === 'config') {
+    return { healthy: false, reason: 'ping refused', configProblem: outcome.error.message };
+  }
+  return { healthy: false, reason: `ping ${outcome.kind}: ${outcome.error.message}` };
+};
+
+export function customProbe(fn: CustomProbe): Probe {
+  return async ({ member, timeoutMs }) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      const result = await Promise.race([
+        fn({ name: member.name, url: member.url }, { signal: controller.signal }),
+        new Promise<never>((_, reject) =>
+          controller.signal.addEventListener('abort', () => reject(new Error('timed out'))),
+        ),
+      ]);
+      if (typeof result === 'boolean') return { healthy: result, reason: 'custom' };
+      return result;
+    } catch (error) {
+      return { healthy: false, reason: `custom: ${(error as Error)?.message ?? 'failed'}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+function basicAuth(a: AvailabilityConfig): string {
+  const bytes = new TextEncoder().encode(`${a.username}:${a.password}`);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return `Basic ${btoa(binary)}`;
+}
+
+interface BdbEndpoint {
+  dns_name?: string;
+  addr?: string[];
+}
+
+/** Finds the database whose endpoint matches the member's host (dns_name first, then addr). */
+async function discoverUid(
+  a: AvailabilityConfig,
+  host: string,
+  client: typeof ky,
+): Promise<number | undefined> {
+  const bdbs = await client
+    .get(`${a.url}/v1/bdbs`, { searchParams: { fields: 'uid,endpoints' } })
+    .json<Array<{ uid: number; endpoints?: BdbEndpoint[] }>>();
+  const byDns = bdbs.find((b) => b.endpoints?.some((e) => e.dns_name === host));
+  if (byDns) return byDns.uid;
+  return bdbs.find((b) => b.endpoints?.some((e) => e.addr?.includes(host)))?.uid;
+}
+
+async function errorCodeOf(error: HTTPError): Promise<string> {
+  try {
+    const body = (await error.response.json()) as { error_code?: unknown };
+    if (typeof body?.error_code === 'string') return body.error_code;
+  } catch {
+    // a body that is not JSON: the status says enough
+  }
+  return `http ${error.response.status}`;
+}
+
+/**
+ * The Redis Software availability API, lag-aware: `extend_check=lag` with the member's
+ * tolerance. A lag failure is told apart from an outage with a second, plain check, so a
+ * lagging member stays a failover target while failback to it waits.
+ */
+export const availabilityProbe: Probe = async ({
+  member,
+  timeoutMs,
+  fetch: fetchImpl,
+  uidCache,
+}) => {
+  const a = member.availability;
+  if (!a)
+    return { healthy: false, reason: 'no availability API configured', configProblem: 'none' };
+  const client = ky.create({
+    headers: { authorization: basicAuth(a), accept: 'application/json' },
+    timeout: timeoutMs,
+    // The anchors retry an unavailable answer once; older servers said 500 instead of 503.
+    retry: {
+      limit: 1,
+      methods: ['get'],
+      statusCodes: [500, 503],
+      afterStatusCodes: [],
+      delay: () => 50,
+    },
+    ...(fetchImpl ? { fetch: fetchImpl } : {}),
+  });
+  const host = new URL(member.url).hostname;
+  try {
+    let uid = a.bdbUid ?? uidCache.get(member.name);
+    if (uid === undefined) {
+      uid = await discoverUid(a, host, client);
+      if (uid === undefined) {
+        return {
+          healthy: false,
+          reason: 'database not found',
+          configProblem: `no database endpoint of ${a.url} matches host ${host}`,
+        };
+      }
+      uidCache.set(member.name, uid);
+    }
+    const path = a.local
+      ? `v1/local/bdbs/${uid}/endpoint/availability`
+      : `v1/bdbs/${uid}/availability`;
+    const url = `${a.url}/${path}`;
+    try {
+      await client.get(url, {
+        searchParams: {
+          extend_check: 'lag',
+          availability_lag_tolerance_ms: String(a.lagToleranceMs ?? 5000),
+        },
+      });
+      return { healthy: true, reason: 'available' };
+    } catch (error) {
+      if (!(error instanceof HTTPError) || ![500, 503].includes(error.response.status)) throw error;
+      const code = await errorCodeOf(error);
+      // Down, or only behind? Ask again without the lag condition.
+      try {
+        await client.get(url, { retry: 0 });
+        return { healthy: true, lagging: true, reason: `lagging (${code})` };
+      } catch (plain) {
+        if (plain instanceof HTTPError && [500, 503].includes(plain.response.status)) {
+          return { healthy: false, reason: await errorCodeOf(plain) };
+        }
+        throw plain;
+      }
+    }
+  } catch (error) {
+    if (error instanceof HTTPError) {
+      const status = error.response.status;
+      if (status === 404) uidCache.delete(member.name);
+      return {
+        healthy: false,
+        reason: `availability API ${status}`,
+        configProblem: `availability API of "${member.name}" answered ${status} (${await errorCodeOf(error)})`,
+      };
+    }
+    const what = error instanceof TimeoutError ? `timed out after ${timeoutMs} ms` : 'unreachable';
+    uidCache.delete(member.name);
+    return { healthy: false, reason: `availability API ${what}`, unreachable: true };
+  }
+};

@@ -1,0 +1,119 @@
+/**
+ * Shared health between isolates (beyond the anchors). One place (the cron helper) probes every
+ * member, decides the active member and publishes both; isolates read the record instead of
+ * probing, and follow the published active member unless they see it fail themselves. That
+ * keeps thousands of isolates from splitting writes between members during a flap.
+ */
+import type { HealthStatus } from '../events.js';
+
+export interface SharedMemberHealth {
+  status: HealthStatus;
+  reason?: string;
+  checkedAt: number;
+  healthySince?: number;
+  lagging?: boolean;
+}
+
+export interface SharedHealth {
+  version: 1;
+  /** Fingerprint of the member list the record describes (names and URLs, no secrets). */
+  key: string;
+  /** When the record was made. */
+  at: number;
+  active?: string;
+  members: Record<string, SharedMemberHealth>;
+}
+
+/** Where shared health lives. `key` is short and already specific to one member list. */
+export interface HealthCache {
+  get(key: string): Promise<SharedHealth | undefined>;
+  put(key: string, value: SharedHealth): Promise<void>;
+}
+
+/** FNV-1a, 32 bit: a short, stable cache key for a member-list fingerprint. */
+export function cacheKeyFor(storeKey: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < storeKey.length; i++) {
+    hash ^= storeKey.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return `redis-edge-failover:health:${(hash >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function parse(value: unknown): SharedHealth | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const v = value as SharedHealth;
+  if (v.version !== 1 || typeof v.at !== 'number' || typeof v.members !== 'object')
+    return undefined;
+  return v.key === undefined || typeof v.key === 'string' ? v : undefined;
+}
+
+/** The subset of a Workers KV namespace this needs. */
+export interface KVNamespaceLike {
+  get(key: string, type: 'json'): Promise<unknown>;
+  put(key: string, value: string, options?: { expirationTtl?: number }): Promise<void>;
+}
+
+export interface KvHealthCacheOptions {
+  /** Drop the record after this many seconds (KV's minimum is 60). Default 600. */
+  ttlSeconds?: number;
+  /** Skip writes closer together than this; KV allows one write per key per second. Default 1000. */
+  minWriteIntervalMs?: number;
+}
+
+/** Workers KV: global and eventually consistent (about 60 s), fine for a cron-fed record. */
+export function kvHealthCache(
+  kv: KVNamespaceLike,
+  options: KvHealthCacheOptions = {},
+): HealthCache {
+  const ttl = Math.max(60, options.ttlSeconds ?? 600);
+  const minInterval = options.minWriteIntervalMs ?? 1000;
+  const lastWrite = new Map<string, number>();
+  return {
+    async get(key) {
+      return parse(await kv.get(key, 'json'));
+    },
+    async put(key, value) {
+      const now = Date.now();
+      if (now - (lastWrite.get(key) ?? Number.NEGATIVE_INFINITY) < minInterval) return;
+      lastWrite.set(key, now);
+      await kv.put(key, JSON.stringify(value), { expirationTtl: ttl });
+    },
+  };
+}
+
+/** The subset of the Workers Cache API this needs (`caches.default` or `await caches.open()`). */
+export interface CacheLike {
+  match(request: Request): Promise<Response | undefined>;
+  put(request: Request, response: Response): Promise<void>;
+}
+
+export interface CacheApiHealthCacheOptions {
+  /** Origin used to build cache keys; never fetched. Default `https://redis-edge-failover.internal`. */
+  origin?: string;
+  ttlSeconds?: number;
+}
+
+/** Workers Cache API: per data centre, fast, not available on workers.dev. */
+export function cacheApiHealthCache(
+  cache: CacheLike,
+  options: CacheApiHealthCacheOptions = {},
+): HealthCache {
+  const origin = options.origin ?? 'https://redis-edge-failover.internal';
+  const ttl = options.ttlSeconds ?? 600;
+  const requestFor = (key: string) => new Request(`${origin}/${encodeURIComponent(key)}`);
+  return {
+    async get(key) {
+      const response = await cache.match(requestFor(key));
+      return response ? parse(await response.json()) : undefined;
+    },
+    async put(key, value) {
+      await cache.put(
+        requestFor(key),
+        new Response(JSON.stringify(value), {
+          headers: { 'content-type': 'application/json', 'cache-control': `max-age=${ttl}` },
+        }),
+      );
+    },
+  };
+}
