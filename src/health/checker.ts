@@ -63,15 +63,14 @@ export async function checkMember(
   };
   const plan = { probes: health.probes, probeDelayMs: health.probeDelayMs, policy: health.policy };
   let verdict = await runProbes(counted, ctx, plan);
-  if ((verdict.unreachable || verdict.configProblem) && primary !== pingProbe) {
-    const problem = verdict.configProblem ?? verdict.reason;
-    if (verdict.unreachable && health.onSourceUnreachable === 'unhealthy') {
-      // chosen by the user: an unreachable health source means the member is down
-    } else {
-      // The health source is broken, not necessarily the member: ask the data path itself.
-      const ping = await runProbes(pingProbe, ctx, plan);
-      verdict = { ...ping, reason: `${ping.reason} (${verdict.reason})`, configProblem: problem };
-    }
+  const sourceFailed = verdict.unreachable || verdict.configProblem;
+  const userWantsDown = verdict.unreachable && health.onSourceUnreachable === 'unhealthy';
+  if (sourceFailed && primary !== pingProbe && !userWantsDown) {
+    // The health source is broken, not necessarily the member: ask the data path itself.
+    const ping = await runProbes(pingProbe, ctx, plan);
+    const fallback: ProbeVerdict = { ...ping, reason: `${ping.reason} (${verdict.reason})` };
+    if (verdict.configProblem) fallback.configProblem = verdict.configProblem;
+    verdict = fallback;
   }
   const event = store.recordCheck(name, verdict, deps.circuit, deps.now());
   if (event) deps.emitter.emit('health', event);

@@ -248,7 +248,10 @@ export class HealthStore {
     const phase = circuitPhase(r.circuit, now);
     if (verdict.healthy) {
       if (phase === 'half-open') r.circuit = recordSuccess(r.circuit, settings, now);
-      return this.setStatus(r, 'healthy', verdict.reason, now);
+      const event = this.setStatus(r, 'healthy', verdict.reason, now);
+      // Failback waits for a whole grace period *in sync*: a lagging member's streak restarts.
+      if (r.lagging) r.healthySince = undefined;
+      return event;
     }
     if (phase === 'half-open') r.circuit = tripCircuit(r.circuit, settings, now);
     r.lastError = { kind: 'check', message: verdict.reason, at: now };

@@ -1,0 +1,312 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createFailoverRedis,
+  type FailoverOptions,
+  type FailureEvent,
+  type HealthCache,
+  type MemberConfig,
+  resetHealthStores,
+  type SharedHealth,
+  type SwitchEvent,
+} from '../../src/index.js';
+import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+
+/**
+ * Health from the availability API (the gateway's emulation of Redis Software's) and from
+ * REST PING, against real members. This suite owns its cluster: it injects faults.
+ */
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({ members: 3 });
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+beforeEach(() => resetHealthStores());
+afterEach(async () => {
+  for (const m of cluster.members) {
+    await cluster.resume(m.name).catch(() => {});
+    await cluster.restart(m.name).catch(() => {});
+    await cluster.setAvailability(m.name, null);
+    await cluster.setLag(m.name, 0);
+  }
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function client(extra: Partial<FailoverOptions> = {}, members: MemberConfig[] = cluster.members) {
+  const switches: SwitchEvent[] = [];
+  const failures: FailureEvent[] = [];
+  const redis = createFailoverRedis({
+    members,
+    timeoutMs: 500,
+    gracePeriodMs: 800,
+    ...extra,
+    health: { intervalMs: 100, probeTimeoutMs: 400, jitter: 0, ...extra.health },
+    on: { switch: (e) => switches.push(e), failure: (e) => failures.push(e) },
+  });
+  return { redis, switches, failures };
+}
+
+/** Sends reads until `done()` or the time limit; returns how many failed. */
+async function traffic(
+  redis: { get(k: string): Promise<unknown> },
+  done: () => boolean,
+  ms = 5000,
+) {
+  let failed = 0;
+  const until = Date.now() + ms;
+  while (!done() && Date.now() < until) {
+    await redis.get('health:key').catch(() => {
+      failed += 1;
+    });
+    await sleep(20);
+  }
+  return failed;
+}
+
+/** A HealthCache kept in memory: what a KV namespace does, minus the network. */
+function memoryCache(): HealthCache & { data: Map<string, SharedHealth>; puts: number } {
+  const data = new Map<string, SharedHealth>();
+  return {
+    data,
+    puts: 0,
+    async get(key) {
+      const v = data.get(key);
+      return v ? structuredClone(v) : undefined;
+    },
+    async put(key, value) {
+      this.puts += 1;
+      data.set(key, structuredClone(value));
+    },
+  };
+}
+
+describe('availability API', () => {
+  it('503 no_quorum on the active member: leaves it on the next refresh, no user request fails', async () => {
+    const { redis, switches, failures } = client();
+    await redis.get('warm');
+    expect(redis.activeMember()).toBe('a');
+    await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
+    const failed = await traffic(redis, () => redis.activeMember() !== 'a');
+    expect(failed).toBe(0);
+    expect(failures).toEqual([]);
+    expect(switches[0]).toMatchObject({ from: 'a', to: 'b', reason: 'health-check' });
+    const a = redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect(a.status).toBe('unhealthy');
+    expect(a.statusReason).toBe('no_quorum');
+  });
+
+  it('lag above tolerance blocks failback; back under tolerance for a grace period, fails back', async () => {
+    const { redis, switches } = client();
+    await redis.get('warm');
+    await cluster.setAvailability('a', { status: 503, errorCode: 'bdb_unavailable' });
+    await traffic(redis, () => redis.activeMember() === 'b');
+    expect(redis.activeMember()).toBe('b');
+    // a is available again but lags 6 s behind (tolerance 5 s): no failback.
+    await cluster.setLag('a', 6000);
+    await cluster.setAvailability('a', null);
+    await traffic(redis, () => false, 2000);
+    expect(redis.activeMember()).toBe('b');
+    const a = redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect(a).toMatchObject({ status: 'healthy', lagging: true });
+    // In sync again: after a whole grace period healthy, traffic goes back.
+    await cluster.setLag('a', 0);
+    await traffic(redis, () => redis.activeMember() === 'a');
+    expect(redis.activeMember()).toBe('a');
+    expect(switches.map((s) => s.reason)).toEqual(['health-check', 'failback']);
+  });
+
+  it('discovers the database uid by host when none is configured', async () => {
+    const members = cluster.members.map(({ availability: { bdbUid: _, ...rest }, ...m }) => ({
+      ...m,
+      availability: rest,
+    }));
+    const { redis } = client({}, members);
+    const snap = await redis.refreshAll();
+    expect(
+      snap.members.every((m) => m.status === 'healthy' && m.statusReason === 'available'),
+    ).toBe(true);
+  });
+
+  it('401 from the availability API is a config problem, not an unhealthy member', async () => {
+    const password = 'wrong-password-shh';
+    const members = cluster.members.map((m) => ({
+      ...m,
+      availability: { ...m.availability, password },
+    }));
+    const { redis } = client({}, members);
+    const snap = await redis.refreshAll();
+    const a = snap.members.find((m) => m.name === 'a')!;
+    expect(a.status).toBe('healthy'); // PING answered for it
+    expect(a.configProblem).toMatch(/answered 401/);
+    expect(JSON.stringify(snap)).not.toContain(password);
+    expect(redis.activeMember()).toBe('a');
+  });
+
+  it('unreachable availability API: by default PING decides, optionally the member is down', async () => {
+    const members = cluster.members.map((m) =>
+      m.name === 'a' ? { ...m, availability: { ...m.availability, url: 'http://127.0.0.1:9' } } : m,
+    );
+    const lenient = client({}, members);
+    const snap = await lenient.redis.refreshAll();
+    expect(snap.members.find((m) => m.name === 'a')!.status).toBe('healthy');
+    expect(lenient.redis.activeMember()).toBe('a');
+
+    resetHealthStores();
+    const strict = client({ health: { onSourceUnreachable: 'unhealthy' } }, members);
+    await strict.redis.refreshAll();
+    expect(strict.redis.activeMember()).toBe('b');
+    expect(strict.switches).toEqual([]); // chosen before any traffic: not a switch
+  });
+
+  it('a probe that times out counts as a failed probe', async () => {
+    const { redis } = client({ health: { probe: 'ping', probeTimeoutMs: 150 } });
+    await redis.get('warm');
+    await cluster.pause('a');
+    const started = performance.now();
+    const snap = await redis.refreshAll();
+    expect(performance.now() - started).toBeLessThan(150 + 300);
+    expect(snap.members.find((m) => m.name === 'a')!.status).toBe('unhealthy');
+    expect(redis.activeMember()).toBe('b');
+  });
+});
+
+describe('probe policies', () => {
+  /** A custom probe answering from a script, per member. */
+  function scripted(answers: Record<string, boolean[]>) {
+    const calls: Record<string, number> = {};
+    const probe = async (member: { name: string }) => {
+      const i = calls[member.name] ?? 0;
+      calls[member.name] = i + 1;
+      return answers[member.name]?.[i] ?? true;
+    };
+    return { probe, calls };
+  }
+
+  for (const [policy, expected, callsA] of [
+    ['all', 'unhealthy', 2],
+    ['majority', 'healthy', 3],
+    ['any', 'healthy', 1],
+  ] as const) {
+    it(`${policy}: pass, fail, pass is ${expected}`, async () => {
+      const { probe, calls } = scripted({ a: [true, false, true] });
+      const { redis } = client({ health: { probe, probes: 3, probeDelayMs: 0, policy } });
+      const snap = await redis.refreshAll();
+      expect(snap.members.find((m) => m.name === 'a')!.status).toBe(expected);
+      // It stops as soon as the verdict is certain.
+      expect(calls.a).toBe(callsA);
+    });
+  }
+
+  it('majority: fail, fail is decided after two probes', async () => {
+    const { probe, calls } = scripted({ b: [false, false, true] });
+    const { redis } = client({ health: { probe, probes: 3, probeDelayMs: 0, policy: 'majority' } });
+    const snap = await redis.refreshAll();
+    expect(snap.members.find((m) => m.name === 'b')!.status).toBe('unhealthy');
+    expect(calls.b).toBe(2);
+  });
+
+  it('a custom probe that hangs is cut at probeTimeoutMs', async () => {
+    const probe = (m: { name: string }) =>
+      m.name === 'a' ? new Promise<boolean>(() => {}) : Promise.resolve(true);
+    const { redis } = client({ health: { probe, probeTimeoutMs: 100 } });
+    const started = performance.now();
+    const snap = await redis.refreshAll();
+    expect(performance.now() - started).toBeLessThan(400);
+    expect(snap.members.find((m) => m.name === 'a')!.statusReason).toMatch(/timed out/);
+  });
+});
+
+describe('refresh on traffic', () => {
+  it('concurrent requests start at most one refresh per interval', async () => {
+    const { redis } = client({ health: { intervalMs: 60_000 } });
+    await Promise.all(Array.from({ length: 20 }, () => redis.get('x')));
+    await sleep(300);
+    await Promise.all(Array.from({ length: 20 }, () => redis.get('x')));
+    const snap = redis.snapshot();
+    expect(snap.stats.refreshes).toBe(1);
+    for (const m of cluster.members) expect(snap.stats.probes[m.name]).toBe(1);
+  });
+
+  it('a request never waits for a refresh it did not start (warm isolate)', async () => {
+    const { redis } = client({ health: { intervalMs: 50, probeTimeoutMs: 2000, probe: 'ping' } });
+    await redis.get('warm');
+    await sleep(100);
+    await cluster.pause('c'); // c's probe will hang for its whole timeout
+    await redis.get('x'); // starts a refresh that hangs on c
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) await redis.get('x');
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('initialization: a cold isolate waits, boundedly, for a first verdict', async () => {
+    await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
+    const { redis } = client({ health: { initialization: { policy: 'all', timeoutMs: 2000 } } });
+    // Without the wait the first request would go to the unknown, heaviest member a.
+    const scoped = redis.scope();
+    await scoped.get('x');
+    expect(scoped.pinnedMember).toBe('b');
+  });
+});
+
+describe('shared health between isolates', () => {
+  it('refreshAll publishes; a fresh isolate serves its first request from it without probing', async () => {
+    const cache = memoryCache();
+    await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
+    const cron = client({ health: { cache } });
+    const published = await cron.redis.refreshAll();
+    expect(published.active).toBe('b');
+    expect(cache.puts).toBe(1);
+
+    resetHealthStores(); // a new isolate
+    const { redis } = client({ health: { cache } });
+    const scoped = redis.scope();
+    await scoped.get('x');
+    expect(scoped.pinnedMember).toBe('b');
+    const snap = redis.snapshot();
+    expect(snap.stats.probes).toEqual({});
+    expect(snap.stats.sharedHits).toBe(1);
+    expect(snap.members.find((m) => m.name === 'a')!.status).toBe('unhealthy');
+  });
+
+  it('isolates follow the published active member while nothing fails', async () => {
+    const cache = memoryCache();
+    const cron = client({ health: { cache } });
+    cron.redis.setActiveMember('c');
+    await cron.redis.refreshAll();
+    expect(cron.redis.snapshot().active).toBe('c');
+    // 5 fresh isolates, 10 requests each: all on the published member.
+    const served: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      resetHealthStores();
+      const { redis } = client({ health: { cache } });
+      for (let j = 0; j < 10; j++) {
+        const scoped = redis.scope();
+        await scoped.get('x');
+        served.push(scoped.pinnedMember!);
+      }
+    }
+    expect(served.filter((m) => m !== 'c')).toEqual([]);
+  });
+
+  it('a fresh local failure beats an older shared "healthy"', async () => {
+    const cache = memoryCache();
+    const cron = client({ health: { cache } });
+    await cron.redis.refreshAll(); // everyone healthy, a active
+    resetHealthStores();
+    const { redis } = client({ health: { cache, intervalMs: 60_000 } });
+    await redis.get('x');
+    await cluster.kill('a');
+    for (let i = 0; i < 3; i++) await redis.get('x'); // trips a's circuit locally
+    expect(redis.activeMember()).toBe('b');
+    // The (now stale) shared record still says a is healthy and active; merging it again
+    // must not send traffic back to a.
+    const second = client({ health: { cache, intervalMs: 1 } });
+    await sleep(5);
+    await second.redis.get('x');
+    await sleep(50);
+    expect(second.redis.activeMember()).toBe('b');
+  });
+});
