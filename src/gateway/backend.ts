@@ -3,7 +3,7 @@ import {
   backendConnectionLost,
   backendTimeout,
   backendUnavailable,
-  type GatewayError,
+  GatewayError,
 } from './errors.js';
 
 /** An argument as it goes to Redis: text, or raw bytes from a path-form POST body. */
@@ -246,6 +246,8 @@ export class BackendPool {
 
   /** Maps a non-Redis failure of a command to the gateway's answer (design 4.4). */
   private classify(err: unknown): GatewayError {
+    // Already decided (e.g. `pick()` found no ready connection).
+    if (err instanceof GatewayError) return err;
     const message = err instanceof Error ? err.message : '';
     // Refused synchronously by ioredis before writing: the command provably did not run.
     if (message.startsWith(NOT_WRITABLE)) return backendUnavailable();

@@ -39,8 +39,11 @@ export const methodNotAllowed = (allowed: string[]): GatewayError =>
     allow: allowed.join(', '),
   });
 
+/** `connection: close`: the rest of the oversized body is not read, so the socket is done. */
 export const payloadTooLarge = (limit: number): GatewayError =>
-  new GatewayError(413, `Request body exceeds ${limit} bytes`, 'PAYLOAD_TOO_LARGE');
+  new GatewayError(413, `Request body exceeds ${limit} bytes`, 'PAYLOAD_TOO_LARGE', {
+    connection: 'close',
+  });
 
 /**
  * 503 + `x-redis-edge-sent: 0`: the command provably never reached Redis, so a failover

@@ -275,7 +275,7 @@ describe('@upstash/redis against the gateway', () => {
   });
 
   it('stores and reads a 1 MB value', async () => {
-    const big = 'x'.repeat(1024 * 1024 - 7) + 'the-end';
+    const big = `${'x'.repeat(1024 * 1024 - 7)}the-end`;
     expect(await raw.set('big', big)).toBe('OK');
     const back = await raw.get<string>('big');
     expect(back?.length).toBe(big.length);

@@ -1,0 +1,448 @@
+import { Redis as IORedis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayConfigError, NOT_SENT_HEADER } from '../../src/gateway/index.js';
+import {
+  post,
+  READONLY_TOKEN,
+  request,
+  secretsIn,
+  sleep,
+  startTestGateway,
+  type TestGateway,
+  TOKEN,
+  waitFor,
+} from './helpers.js';
+import { RedisProcess } from './redis-process.js';
+
+/**
+ * Everything a client can get wrong, and everything the backend can do wrong: each ends in the
+ * documented status and a JSON body, and the gateway keeps serving afterwards.
+ */
+const LIMIT = 64 * 1024;
+/** A key name that must never appear in logs (command arguments are not logged). */
+const SECRET_KEY = 'argument-7f3e2d';
+
+let redisServer: RedisProcess;
+let gw: TestGateway;
+let direct: IORedis;
+
+beforeAll(async () => {
+  redisServer = await RedisProcess.start();
+  gw = await startTestGateway(redisServer, {
+    readonlyToken: READONLY_TOKEN,
+    maxBodyBytes: LIMIT,
+    backendTimeoutMs: 400,
+  });
+  direct = new IORedis(redisServer.url);
+  // This suite kills the server on purpose; reconnect noise is expected.
+  direct.on('error', () => {});
+});
+
+afterAll(async () => {
+  direct?.disconnect();
+  await gw?.gateway.close();
+  await redisServer?.stop();
+  const logs = gw?.logs ?? [];
+  expect(secretsIn(logs)).toEqual([]);
+  expect(logs.filter((line) => line.includes(SECRET_KEY))).toEqual([]);
+});
+
+async function expectServing(): Promise<void> {
+  const reply = await post(gw.url, '/', ['PING']);
+  expect(reply.status).toBe(200);
+  expect(reply.body).toEqual({ result: 'PONG' });
+}
+
+/** A JSON error body with the given status whose message matches. */
+function expectError(reply: { status: number; body: unknown }, status: number, message: RegExp) {
+  expect(reply.status).toBe(status);
+  expect(reply.body).toMatchObject({ error: expect.stringMatching(message) });
+}
+
+describe('malformed bodies', () => {
+  afterEach(expectServing);
+
+  it.each([
+    ['not JSON', '/', 'SET k v', /not valid JSON/],
+    ['empty body', '/', '', /empty/],
+    ['an object', '/', '{"cmd":"PING"}', /must be a JSON array/],
+    ['a string', '/', '"PING"', /must be a JSON array/],
+    ['an empty command', '/', '[]', /the command is empty/],
+    ['an empty name', '/', '[""]', /name must be a non-empty string/],
+    ['a numeric name', '/', '[1, 2]', /name must be a non-empty string/],
+    ['an object argument', '/', '["SET", "k", {"a":1}]', /element 3 is an object/],
+    ['a null argument', '/', '["SET", "k", null]', /element 3 is null/],
+    ['a nested array', '/', '["SET", ["k"], "v"]', /element 2 is an array/],
+    ['an empty batch', '/pipeline', '[]', /batch is empty/],
+    ['a flat batch', '/pipeline', '["GET", "k"]', /command 1 of the batch: a command must be/],
+    ['an empty batch command', '/multi-exec', '[["GET","k"], []]', /command 2 of the batch/],
+    ['a non-array batch', '/multi-exec', '{"a":[]}', /batch must be a JSON array/],
+    ['bad batch argument', '/pipeline', '[["SET","k",{"x":1}]]', /element 3 is an object/],
+  ])('%s → 400', async (_name, path, body, message) => {
+    const reply = await post(gw.url, path, body);
+    expectError(reply, 400, message);
+    expect(reply.body).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
+  it('rejects deeply nested bodies by shape without crashing', async () => {
+    const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+    expectError(await post(gw.url, '/', deep), 400, /name must be a non-empty string/);
+    expectError(await post(gw.url, '/pipeline', deep), 400, /command 1 of the batch/);
+  });
+
+  it('refuses bad percent-encoding in the path form', async () => {
+    const reply = await request(`${gw.url}/get/%E0%A4%A`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expectError(reply, 400, /percent-encoding/);
+  });
+
+  it('refuses response formats other than JSON', async () => {
+    const reply = await post(gw.url, '/', ['PING'], { 'upstash-response-format': 'resp2' });
+    expectError(reply, 400, /Upstash-Response-Format/);
+  });
+});
+
+describe('body size limit', () => {
+  afterEach(expectServing);
+  const big = JSON.stringify(['SET', SECRET_KEY, 'x'.repeat(LIMIT)]);
+
+  it('413 when Content-Length exceeds the limit', async () => {
+    for (const path of ['/', '/pipeline', '/multi-exec', '/set/k']) {
+      expectError(await post(gw.url, path, big), 413, /exceeds 65536 bytes/);
+    }
+  });
+
+  it('413 for a chunked body that grows past the limit', async () => {
+    const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));
+    // Endless: the gateway must stop reading on its own and answer.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(chunk);
+      },
+    });
+    const reply = await request(`${gw.url}/set/k`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expectError(reply, 413, /exceeds/);
+    expect(reply.headers.get('connection')).toBe('close');
+  });
+
+  it('the default limit is 10 MiB', async () => {
+    const other = await startTestGateway(redisServer);
+    try {
+      const justOver = JSON.stringify(['SET', 'k', 'x'.repeat(10 * 1024 * 1024)]);
+      expectError(await post(other.url, '/', justOver), 413, /exceeds 10485760 bytes/);
+      const under = JSON.stringify(['SET', 'k', 'x'.repeat(10 * 1024 * 1024 - 100)]);
+      expect((await post(other.url, '/', under)).status).toBe(200);
+    } finally {
+      await other.gateway.close();
+    }
+  });
+});
+
+describe('routing', () => {
+  afterEach(expectServing);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  it.each([
+    ['POST', '/pipeline/extra'],
+    ['POST', '/multi-exec/x'],
+    ['POST', '/subscribe'],
+    ['GET', '/subscribe/'],
+    ['GET', '/psubscribe'],
+    ['GET', '/monitor/x'],
+    ['GET', '/v1/bdbs'],
+    ['GET', '/admin/state'],
+    ['GET', '/%20not-a-command'],
+  ])('%s %s → 404', async (method, path) => {
+    const reply = await request(gw.url + path, { method, headers: auth });
+    expectError(reply, 404, /./);
+    expect(reply.body).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it.each([
+    ['DELETE', '/', 'POST, PUT'],
+    ['GET', '/', 'POST, PUT'],
+    ['GET', '/pipeline', 'POST, PUT'],
+    ['PATCH', '/multi-exec', 'POST, PUT'],
+    ['PUT', '/subscribe/ch', 'GET, POST'],
+    ['DELETE', '/get/k', 'GET, HEAD, POST, PUT'],
+  ])('%s %s → 405', async (method, path, allow) => {
+    const reply = await request(gw.url + path, { method, headers: auth });
+    expectError(reply, 405, /Method not allowed/);
+    expect(reply.headers.get('allow')).toBe(allow);
+  });
+
+  it('accepts PUT for commands and HEAD for the path form', async () => {
+    const put = await request(`${gw.url}/`, {
+      method: 'PUT',
+      headers: auth,
+      body: '["SET","put-key","v"]',
+    });
+    expect(put.body).toEqual({ result: 'OK' });
+    const head = await request(`${gw.url}/get/put-key`, { method: 'HEAD', headers: auth });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+  });
+
+  it('authenticates before reading the body', async () => {
+    const reply = await request(`${gw.url}/pipeline`, { method: 'POST', body: 'garbage' });
+    expect(reply.status).toBe(401);
+    expect(reply.body).toEqual({ error: 'Unauthorized' });
+    const wrongQuery = await request(`${gw.url}/ping?_token=nope`);
+    expect(wrongQuery.status).toBe(401);
+  });
+});
+
+describe('deny-list', () => {
+  afterEach(expectServing);
+
+  it.each([
+    [['FLUSHALL'], 'FLUSHALL'],
+    [['config', 'get', 'maxmemory'], 'CONFIG'],
+    [['SHUTDOWN', 'NOSAVE'], 'SHUTDOWN'],
+    [['BLPOP', 'list', '0'], 'BLPOP'],
+    [['XREAD', 'BLOCK', '0', 'STREAMS', 's', '$'], 'XREAD'],
+    [['client', 'kill', 'ID', '1'], 'CLIENT KILL'],
+    [['CLIENT', 'PAUSE', '1000'], 'CLIENT PAUSE'],
+    [['MULTI'], 'MULTI'],
+    [['SELECT', '1'], 'SELECT'],
+    [['SUBSCRIBE', 'ch'], 'SUBSCRIBE'],
+    [['MONITOR'], 'MONITOR'],
+    [['WAIT', '1', '0'], 'WAIT'],
+  ])('%j → 403 naming %s', async (command, name) => {
+    const reply = await post(gw.url, '/', command);
+    expectError(reply, 403, new RegExp(`'${name}'`));
+    expect(reply.body).toMatchObject({ code: 'COMMAND_DENIED' });
+  });
+
+  it('refuses the whole pipeline or transaction before running any of it', async () => {
+    for (const path of ['/pipeline', '/multi-exec']) {
+      const reply = await post(gw.url, path, [['SET', 'denied:first', '1'], ['FLUSHDB']]);
+      expectError(reply, 403, /'FLUSHDB' \(command 2 of the batch\)/);
+    }
+    expect(await direct.exists('denied:first')).toBe(0);
+  });
+
+  it('applies to the path form', async () => {
+    const reply = await request(`${gw.url}/debug/sleep/0`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expectError(reply, 403, /'DEBUG'/);
+  });
+
+  it('lets harmless relatives through', async () => {
+    // A key named BLOCK after STREAMS is not the BLOCK option.
+    expect((await post(gw.url, '/', ['XREAD', 'STREAMS', 'BLOCK', '0'])).body).toEqual({
+      result: null,
+    });
+    expect((await post(gw.url, '/', ['CLIENT', 'ID'])).status).toBe(200);
+  });
+
+  it('keeps /monitor closed unless allowed', async () => {
+    const reply = await request(`${gw.url}/monitor`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expectError(reply, 403, /'MONITOR'/);
+  });
+
+  it('`allow` lifts entries, and MONITOR opens the stream', async () => {
+    const open = await startTestGateway(redisServer, {
+      allow: ['FLUSHDB', 'monitor'],
+      readonlyToken: READONLY_TOKEN,
+    });
+    try {
+      expect((await post(open.url, '/', ['FLUSHDB'])).body).toEqual({ result: 'OK' });
+      expect((await post(open.url, '/', ['MONITOR'])).status).toBe(403);
+      const roMonitor = await request(`${open.url}/monitor?_token=${READONLY_TOKEN}`);
+      expect(roMonitor.status).toBe(403);
+
+      const controller = new AbortController();
+      const res = await fetch(`${open.url}/monitor`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+        signal: controller.signal,
+      });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      let text = '';
+      await waitFor(
+        async () => {
+          await post(open.url, '/', ['ECHO', 'monitored "value"']);
+          const { value } = await reader.read();
+          text += Buffer.from(value ?? new Uint8Array()).toString();
+          return text.includes('"ECHO" "monitored \\"value\\""');
+        },
+        5000,
+        'a MONITOR line',
+      );
+      expect(text).toMatch(/^data: \d+\.\d+ \[0 127\.0\.0\.1:\d+\] "ECHO"/m);
+      controller.abort();
+    } finally {
+      await open.gateway.close();
+    }
+  });
+
+  it('refuses an `allow` entry that would corrupt pooled connections', async () => {
+    const attempt = startTestGateway(redisServer, { allow: ['multi'] });
+    await expect(attempt).rejects.toBeInstanceOf(GatewayConfigError);
+    await expect(attempt).rejects.toMatchObject({ field: 'allow' });
+  });
+});
+
+describe('read-only token', () => {
+  afterEach(expectServing);
+  const ro = { authorization: `Bearer ${READONLY_TOKEN}` };
+
+  it('reads succeed', async () => {
+    await direct.set('ro:key', 'value');
+    expect((await post(gw.url, '/', ['GET', 'ro:key'], ro)).body).toEqual({ result: 'value' });
+    expect((await post(gw.url, '/', ['PING'], ro)).body).toEqual({ result: 'PONG' });
+    expect((await post(gw.url, '/', ['OBJECT', 'ENCODING', 'ro:key'], ro)).status).toBe(200);
+    expect((await post(gw.url, '/', ['EVAL_RO', 'return 1', '0'], ro)).body).toEqual({
+      result: 1,
+    });
+    const pipeline = await post(
+      gw.url,
+      '/pipeline',
+      [
+        ['GET', 'ro:key'],
+        ['STRLEN', 'ro:key'],
+      ],
+      ro,
+    );
+    expect(pipeline.body).toEqual([{ result: 'value' }, { result: 5 }]);
+    const path = await request(`${gw.url}/get/ro:key?_token=${READONLY_TOKEN}`);
+    expect(path.body).toEqual({ result: 'value' });
+  });
+
+  it('writes get 403 and nothing runs', async () => {
+    for (const command of [
+      ['SET', 'ro:key', 'changed'],
+      ['EVAL', 'return 1', '0'],
+      ['DEL', 'ro:key'],
+      ['NOSUCHCOMMAND'],
+    ]) {
+      const reply = await post(gw.url, '/', command, ro);
+      expectError(reply, 403, /read-only/);
+      expect(reply.body).toMatchObject({ code: 'READONLY_TOKEN' });
+    }
+    for (const path of ['/pipeline', '/multi-exec']) {
+      const reply = await post(
+        gw.url,
+        path,
+        [
+          ['GET', 'ro:key'],
+          ['INCR', 'ro:counter'],
+        ],
+        ro,
+      );
+      expectError(reply, 403, /'INCR' \(command 2 of the batch\)/);
+    }
+    const viaPath = await request(`${gw.url}/set/ro:key/x?_token=${READONLY_TOKEN}`);
+    expectError(viaPath, 403, /read-only/);
+    expect(await direct.get('ro:key')).toBe('value');
+    expect(await direct.exists('ro:counter')).toBe(0);
+  });
+
+  it('denied commands stay denied', async () => {
+    expectError(await post(gw.url, '/', ['FLUSHALL'], ro), 403, /'FLUSHALL'/);
+  });
+});
+
+/** Runs last: it kills and restarts the backend. */
+describe('backend failures', () => {
+  it('504 without the not-sent marker when Redis does not answer in time (it may still run)', async () => {
+    await redisServer.pause();
+    try {
+      const reply = await post(gw.url, '/', ['INCR', 'slow:counter']);
+      expect(reply.status).toBe(504);
+      expect(reply.body).toMatchObject({ code: 'BACKEND_TIMEOUT' });
+      expect(reply.headers.get(NOT_SENT_HEADER)).toBeNull();
+    } finally {
+      await redisServer.resume();
+    }
+    // The write was on the wire: once Redis resumes it runs. "Unknown outcome" is the truth.
+    await waitFor(async () => (await direct.get('slow:counter')) === '1', 5000, 'the late INCR');
+    await expectServing();
+  });
+
+  it('502 when the connection drops after the write, and the command is never replayed', async () => {
+    // Redis sleeps; meanwhile the gateway writes INCR. Right after the sleep, in the same
+    // pipeline, Redis kills every other client, so the INCR is discarded unread.
+    const killer = new IORedis(redisServer.url);
+    killer.on('error', () => {});
+    const sabotage = killer
+      .pipeline()
+      .call('DEBUG', 'SLEEP', '0.3')
+      .call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+      .exec();
+    await sleep(100);
+    const reply = await post(gw.url, '/', ['INCR', SECRET_KEY]);
+    await sabotage;
+    killer.disconnect();
+    expect(reply.status).toBe(502);
+    expect(reply.body).toMatchObject({ code: 'BACKEND_CONNECTION_LOST' });
+    expect(reply.headers.get(NOT_SENT_HEADER)).toBeNull();
+    await waitFor(async () => (await post(gw.url, '/', ['PING'])).status === 200);
+    await sleep(200);
+    expect(await direct.get(SECRET_KEY)).toBeNull();
+  });
+
+  it('502 when Redis dies with the command in flight', async () => {
+    await redisServer.pause();
+    const pending = post(gw.url, '/pipeline', [
+      ['SET', 'inflight', '1'],
+      ['GET', 'inflight'],
+    ]);
+    await sleep(100);
+    await redisServer.kill();
+    const reply = await pending;
+    expect(reply.status).toBe(502);
+    expect(reply.headers.get(NOT_SENT_HEADER)).toBeNull();
+  });
+
+  it('503 with x-redis-edge-sent: 0 while the backend is down, for every route', async () => {
+    await waitFor(
+      async () => (await post(gw.url, '/', ['PING'])).status === 503,
+      5000,
+      'the gateway to notice the dead backend',
+    );
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const replies = [
+      await post(gw.url, '/', ['INCR', 'down']),
+      await post(gw.url, '/pipeline', [['INCR', 'down']]),
+      await post(gw.url, '/multi-exec', [['INCR', 'down']]),
+      await request(`${gw.url}/incr/down`, { headers: auth }),
+      await request(`${gw.url}/subscribe/down`, { method: 'POST', headers: auth }),
+      // The read-only check needs COMMAND INFO from the backend: still provably not sent.
+      await post(gw.url, '/', ['ZCOUNT', 'z', '0', '1'], {
+        authorization: `Bearer ${READONLY_TOKEN}`,
+      }),
+    ];
+    for (const reply of replies) {
+      expect(reply.status).toBe(503);
+      expect(reply.headers.get(NOT_SENT_HEADER)).toBe('0');
+      expect(reply.body).toEqual({ error: 'backend unavailable', code: 'BACKEND_UNAVAILABLE' });
+    }
+    // Requests that never need the backend are answered as usual.
+    expect((await post(gw.url, '/', 'junk')).status).toBe(400);
+    expect((await post(gw.url, '/', ['PING'], { authorization: 'Bearer bad' })).status).toBe(401);
+    expect((await post(gw.url, '/', ['FLUSHALL'])).status).toBe(403);
+  });
+
+  it('recovers when Redis comes back on the same port', async () => {
+    await redisServer.spawn();
+    await waitFor(
+      async () => (await post(gw.url, '/', ['PING'])).status === 200,
+      5000,
+      'the pool to reconnect',
+    );
+    expect((await post(gw.url, '/', ['SET', 'back', '1'])).body).toEqual({ result: 'OK' });
+    expect(gw.logs.filter((l) => l.includes('unavailable')).length).toBeGreaterThanOrEqual(1);
+    expect(gw.logs.at(-1)).toMatch(/backend 127\.0\.0\.1:\d+ available/);
+  });
+});
