@@ -90,6 +90,12 @@ export interface FailoverOptions {
   hedgeAfterMs?: number;
   /** Retry non-idempotent writes whose outcome is unknown (may run them twice). Default false. */
   retryAmbiguousWrites?: boolean;
+  /**
+   * Move a failed call to the next member within the same call. Default true. `false` gives
+   * the anchors' behaviour: a call tries the active member only, and traffic moves only when
+   * the circuit or a health check says so.
+   */
+  requestFailover?: boolean;
   circuit?: CircuitOptions;
   /** How long a failed member stays out, and how long it must be healthy before failback. */
   gracePeriodMs?: number;
@@ -148,6 +154,7 @@ export interface ResolvedOptions {
   deadlineMs: number;
   hedgeAfterMs: number | undefined;
   retryAmbiguousWrites: boolean;
+  requestFailover: boolean;
   circuit: CircuitSettings;
   health: ResolvedHealthOptions;
   proximity: boolean;
@@ -472,6 +479,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
     deadlineMs,
     hedgeAfterMs,
     retryAmbiguousWrites: options.retryAmbiguousWrites === true,
+    requestFailover: options.requestFailover !== false,
     circuit: resolveCircuit(options, gracePeriodMs),
     health: resolveHealth(options.health),
     proximity: options.proximity === true,

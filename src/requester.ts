@@ -232,7 +232,8 @@ export class FailoverRequester implements Requester {
     const coldStart = core.refreshIfStale(scope);
     if (coldStart) await coldStart;
     const selection = core.select(scope.hints);
-    const order = this.pinnedFirst(selection.order);
+    const ordered = this.pinnedFirst(selection.order);
+    const order = o.requestFailover ? ordered : ordered.slice(0, 1);
 
     const failures: MemberAttemptFailure[] = [];
     const pending = new Set<Attempt>();

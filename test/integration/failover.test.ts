@@ -196,6 +196,31 @@ describe('request-scoped failover', () => {
   });
 });
 
+describe('anchor-style mode (requestFailover: false)', () => {
+  it('a call tries the active member only; traffic moves when the circuit opens', async () => {
+    const { redis, switches } = client({ requestFailover: false, health: { enabled: false } });
+    await redis.get('warm');
+    await cluster.kill('a');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      outcomes.push(
+        await redis.get('x').then(
+          () => 'ok',
+          (e: Error) => e.name,
+        ),
+      );
+    }
+    expect(outcomes).toEqual([
+      'AllMembersFailedError',
+      'AllMembersFailedError',
+      'AllMembersFailedError',
+      'ok',
+      'ok',
+    ]);
+    expect(switches[0]).toMatchObject({ from: 'a', to: 'b', reason: 'circuit' });
+  });
+});
+
 describe('controls', () => {
   it('forceActiveMember holds for its duration, then the preferred member returns', async () => {
     const { redis, switches } = client();
