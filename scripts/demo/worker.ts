@@ -1,0 +1,62 @@
+/**
+ * The sample worker in real workerd: bundled with esbuild the way wrangler would (ESM,
+ * `workerd`/`worker`/`browser` conditions, no Node built-ins) and loaded into Miniflare with a
+ * local cluster's members as bindings.
+ */
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+import type { LocalMember } from '../../src/testing/index.js';
+import { devVars } from '../../workers/sample/dev-vars.js';
+
+/** Newest date the workerd shipped for Node 20 accepts comfortably. */
+export const COMPATIBILITY_DATE = '2026-04-20';
+const ENTRY = new URL('../../workers/sample/index.ts', import.meta.url).pathname;
+
+export async function bundleSampleWorker(): Promise<string> {
+  const result = await build({
+    entryPoints: [ENTRY],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['browser', 'module', 'main'],
+    target: 'es2022',
+    logLevel: 'silent',
+  });
+  const [file] = result.outputFiles;
+  if (!file) throw new Error('esbuild produced no output for the sample worker');
+  return file.text;
+}
+
+export interface SampleWorkerOptions {
+  members: LocalMember[];
+  /** Tuning vars such as `REDIS_GRACE_PERIOD_MS`. */
+  vars?: Record<string, string>;
+  /** Directory for KV state, to share it between instances (fresh isolates). */
+  kvPersist?: string;
+  /** Use the gateways' availability API for health (default true). */
+  availability?: boolean;
+  /** A bundle made earlier by `bundleSampleWorker`, to skip rebuilding it. */
+  script?: string;
+}
+
+/** A Miniflare running the sample worker; `dispose()` it when done. */
+export async function startSampleWorker(options: SampleWorkerOptions): Promise<Miniflare> {
+  const script = options.script ?? (await bundleSampleWorker());
+  const mf = new Miniflare({
+    modules: true,
+    script,
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings: {
+      ...devVars(options.members, { availability: options.availability !== false }),
+      ...options.vars,
+    },
+    kvNamespaces: ['HEALTH'],
+    ...(options.kvPersist ? { kvPersist: options.kvPersist } : {}),
+    // Never fetch Cloudflare's real `cf` object: everything runs offline.
+    cf: false,
+  });
+  await mf.ready;
+  return mf;
+}
