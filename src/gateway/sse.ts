@@ -85,6 +85,8 @@ export async function openStream(options: StreamOptions): Promise<Response> {
 
   registry.add(stop);
   signal.addEventListener('abort', stop, { once: true });
+  // The client may have left while the backend connection was being opened.
+  if (signal.aborted) stop();
   connection.once('end', stop);
 
   if (kind === 'monitor') {
