@@ -65,8 +65,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
 
   const main = base();
-  main.use('*', cors(config.corsOrigins));
+  // Sync token first so that every 2xx, preflights included, carries one.
   main.use('*', syncTokens());
+  main.use('*', cors(config.corsOrigins));
   const availability = config.availability
     ? availabilityRoutes({ options: config.availability, backend: pool, faults })
     : undefined;

@@ -15,7 +15,14 @@ export async function readBody(request: Request, limit: number): Promise<Buffer>
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client aborted the upload; nobody will read the answer, but it must not be a 500.
+      throw badRequest('request body could not be read (connection closed while sending)');
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {

@@ -10,8 +10,10 @@ import { join } from 'node:path';
  */
 
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A port that was free a moment ago (the OS picks it). */
@@ -30,7 +32,9 @@ export class RedisProcess {
   private child: ChildProcess | null = null;
   private readonly dir = mkdtempSync(join(tmpdir(), 'gw-redis-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number) {
+    dirs.add(this.dir);
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -115,5 +119,6 @@ export class RedisProcess {
       await this.kill();
     }
     rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
   }
 }
