@@ -134,7 +134,9 @@ export class CommandPolicy {
     // As a plain command MONITOR would take over a pooled connection, allowed or not.
     if (name === 'MONITOR') return this.denied.get(name) ?? 'use the /monitor event stream';
     if (name === 'XREAD' || name === 'XREADGROUP') {
-      return isBlockingStreamRead(args) ? this.denied.get(name) : undefined;
+      // XREADGROUP starts with `GROUP <group> <consumer>`: names, not options.
+      const options = name === 'XREADGROUP' ? args.slice(3) : args;
+      return isBlockingStreamRead(options) ? this.denied.get(name) : undefined;
     }
     return this.denied.get(name) ?? this.denied.get(subcommandKey(name, args));
   }

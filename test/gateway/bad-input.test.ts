@@ -241,6 +241,13 @@ describe('deny-list', () => {
       result: null,
     });
     expect((await post(gw.url, '/', ['CLIENT', 'ID'])).status).toBe(200);
+    // A consumer group named BLOCK is not the option either.
+    await direct.xadd('denied:stream', '*', 'f', 'v');
+    await direct.xgroup('CREATE', 'denied:stream', 'BLOCK', '0');
+    const group = ['XREADGROUP', 'GROUP', 'BLOCK', 'c', 'STREAMS', 'denied:stream', '>'];
+    expect((await post(gw.url, '/', group)).status).toBe(200);
+    const blocking = ['XREADGROUP', 'GROUP', 'BLOCK', 'c', 'BLOCK', '0', 'STREAMS', 'x', '>'];
+    expectError(await post(gw.url, '/', blocking), 403, /'XREADGROUP'/);
   });
 
   it('keeps /monitor closed unless allowed', async () => {
