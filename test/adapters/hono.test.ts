@@ -1,0 +1,183 @@
+import { Hono } from 'hono';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { type FailoverVariables, failover, statusHandler } from '../../src/hono/index.js';
+import { ConfigError, FailoverRedis, resetHealthStores } from '../../src/index.js';
+import { clusterOptions, gatedProbe, StrictExecutionContext, sleep, track } from './support.js';
+
+/**
+ * The Hono middleware in Node, through `app.request()`: the same code path a Worker runs,
+ * minus workerd. Uses the shared cluster (nothing here breaks a member).
+ */
+const cluster = inject('cluster');
+
+beforeEach(() => {
+  // A cold isolate per test: the first command starts a health refresh.
+  resetHealthStores();
+});
+
+function appWith(options: Parameters<typeof failover>[0]) {
+  const app = new Hono<{ Variables: FailoverVariables }>();
+  app.use(failover(options));
+  app.get('/kv/:key', async (c) => {
+    const key = `adapters:hono:${c.req.param('key')}`;
+    await c.var.redis.set(key, 'v');
+    const value = await c.var.redis.get<string>(key);
+    return c.json({ value, member: c.var.redis.pinnedMember });
+  });
+  app.get('/redirect', async (c) => {
+    await c.var.redis.ping();
+    return Response.redirect('https://example.com/', 302);
+  });
+  return app;
+}
+
+describe('failover() under app.request()', () => {
+  it('works with no execution context, and finishes background work before returning', async () => {
+    const probe = gatedProbe();
+    const app = appWith({
+      ...clusterOptions(cluster.members, probe.probe),
+      memberHeader: true,
+      serverTiming: true,
+    });
+    // No env, no ctx: c.executionCtx throws here, the middleware must not.
+    const pending = track(Promise.resolve(app.request('/kv/no-ctx')));
+    await sleep(300);
+    // Nowhere to hand the refresh to: the response waits for it.
+    expect(pending.settled).toBe(false);
+    probe.release();
+    const res = await pending.promise;
+    expect(probe.finished()).toBe(3);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ value: 'v', member: 'a' });
+    expect(res.headers.get('x-redis-member')).toBe('a');
+    expect(res.headers.get('server-timing')).toMatch(/^redis;dur=\d+(\.\d)?;desc="a, 2 calls"$/);
+  });
+
+  it('hands background work to executionCtx.waitUntil, called as a method', async () => {
+    const probe = gatedProbe();
+    const app = appWith(clusterOptions(cluster.members, probe.probe));
+    const ctx = new StrictExecutionContext();
+    const res = await app.request('/kv/ctx', undefined, {}, ctx as never);
+    expect(res.status).toBe(200);
+    // The response did not wait for the probes...
+    expect(probe.finished()).toBe(0);
+    expect(ctx.promises.length).toBeGreaterThan(0);
+    // ...they run on in waitUntil.
+    probe.release();
+    await ctx.settle();
+    expect(probe.finished()).toBe(3);
+  });
+
+  it("uses Netlify's context.waitUntil (Hono's Netlify adapter puts it in c.env.context)", async () => {
+    const probe = gatedProbe();
+    const app = appWith(clusterOptions(cluster.members, probe.probe));
+    const context = new StrictExecutionContext();
+    const res = await app.request('/kv/netlify', undefined, { context });
+    expect(res.status).toBe(200);
+    expect(probe.finished()).toBe(0);
+    probe.release();
+    await context.settle();
+    expect(probe.finished()).toBe(3);
+  });
+
+  it('takes options from a function of the context (members from c.env)', async () => {
+    type Bindings = { MEMBERS: string };
+    const app = new Hono<{ Bindings: Bindings; Variables: FailoverVariables }>();
+    const seen: FailoverRedis[] = [];
+    app.use(
+      failover<{ Bindings: Bindings }>((c) => ({
+        members: JSON.parse(c.env.MEMBERS),
+        memberHeader: 'x-served-by',
+      })),
+    );
+    app.get('/', async (c) => {
+      seen.push(c.var.redis);
+      await c.var.redis.ping();
+      return c.text('ok');
+    });
+    const env = { MEMBERS: JSON.stringify(cluster.members) };
+    const first = await app.request('/', undefined, env);
+    const second = await app.request('/', undefined, env);
+    expect(first.headers.get('x-served-by')).toBe('a');
+    expect(second.headers.get('x-served-by')).toBe('a');
+    // Every request gets its own scope (its own pin), not a shared client.
+    expect(seen[0]).toBeInstanceOf(FailoverRedis);
+    expect(seen[0]).not.toBe(seen[1]);
+  });
+
+  it('adds the member header to responses with immutable headers', async () => {
+    const app = appWith({ members: cluster.members, memberHeader: true });
+    const res = await app.request('/redirect');
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('https://example.com/');
+    expect(res.headers.get('x-redis-member')).toBe('a');
+  });
+
+  it('rejects bad static options when the app is built, naming the field', () => {
+    expect(() => failover({ members: [] })).toThrow(ConfigError);
+    expect(() => failover({ members: cluster.members, requestDeadlineMs: -1 })).toThrow(
+      /requestDeadlineMs/,
+    );
+    expect(() => failover({ members: cluster.members, memberHeader: 'bad header' })).toThrow(
+      /memberHeader/,
+    );
+  });
+
+  it('a request deadline bounds all Redis work of the request', async () => {
+    const app = new Hono<{ Variables: FailoverVariables }>();
+    app.use(failover({ members: cluster.members, requestDeadlineMs: 1000 }));
+    app.get('/', async (c) => {
+      await c.var.redis.ping();
+      // Past the request's budget: the next command must not even be tried.
+      await sleep(1100);
+      try {
+        await c.var.redis.ping();
+        return c.text('ran');
+      } catch (error) {
+        return c.text((error as Error).name, 503);
+      }
+    });
+    const res = await app.request('/');
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe('AllMembersFailedError');
+  });
+});
+
+describe('statusHandler()', () => {
+  it('answers the snapshot of the failover() client, without secrets', async () => {
+    const app = new Hono<{ Variables: FailoverVariables }>();
+    app.use(failover({ members: cluster.members }));
+    app.get('/kv', async (c) => c.json(await c.var.redis.ping()));
+    app.get('/status', statusHandler());
+    await app.request('/kv');
+    const res = await app.request('/status');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const body = await res.json();
+    expect(body.active).toBe('a');
+    expect(body.members.map((m: { name: string }) => m.name)).toEqual(['a', 'b', 'c']);
+    expect(body.members[0]).toMatchObject({ status: 'healthy', circuit: 'closed' });
+    const text = JSON.stringify(body);
+    for (const m of cluster.members) {
+      expect(text).not.toContain(m.token);
+      expect(text).not.toContain(m.availability.password);
+    }
+  });
+
+  it('can build its own client, and hide member URLs', async () => {
+    const app = new Hono();
+    app.get('/status', statusHandler({ members: cluster.members, hideUrls: true }));
+    const body = await (await app.request('/status')).json();
+    expect(body.members).toHaveLength(3);
+    expect(JSON.stringify(body)).not.toContain('127.0.0.1');
+  });
+
+  it('says what is missing when no client is available', async () => {
+    const app = new Hono();
+    app.get('/status', statusHandler());
+    app.onError((error, c) => c.text(error.message, 500));
+    const res = await app.request('/status');
+    expect(res.status).toBe(500);
+    expect(await res.text()).toMatch(/no client in c\.var\.redis; mount failover\(\)/);
+  });
+});
