@@ -128,6 +128,9 @@ describe('request-scoped failover', () => {
   it('connection refused: a non-idempotent write is retried safely on the next member', async () => {
     const { redis, failures } = client();
     await cluster.kill('a');
+    // Let the client's connection pool see the closed keep-alive sockets: a request written
+    // into one the server had just closed is rightly an unknown outcome, a different test.
+    await sleep(100);
     expect(await redis.incr('refused:counter')).toBe(1);
     expect(await plainOn('b').get('refused:counter')).toBe(1);
     expect(await plainOn('c').get('refused:counter')).toBeNull();
