@@ -241,6 +241,25 @@ export class BackendPool {
       // Nothing but the handshake was sent: the subscription provably did not start.
       throw backendUnavailable();
     }
+    // ioredis sends MONITOR after `ready`; events before Redis confirms it would be missed.
+    // (`monitoring` is a real ioredis status its typings omit.)
+    if (mode === 'monitor' && (conn.status as string) !== 'monitoring') {
+      const monitoring = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.options.timeoutMs);
+        conn.once('monitoring', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        conn.once('end', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+      if (!monitoring) {
+        conn.disconnect();
+        throw backendConnectionLost();
+      }
+    }
     return conn;
   }
 
