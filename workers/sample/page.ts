@@ -79,6 +79,7 @@ export function statusPage(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>redis-edge-failover status</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>
