@@ -39,6 +39,8 @@ export interface SampleWorkerOptions {
   availability?: boolean;
   /** A bundle made earlier by `bundleSampleWorker`, to skip rebuilding it. */
   script?: string;
+  /** Also serve it over HTTP on a free loopback port (for a browser); `await mf.ready` is its URL. */
+  listen?: boolean;
 }
 
 /** A Miniflare running the sample worker; `dispose()` it when done. */
@@ -56,6 +58,7 @@ export async function startSampleWorker(options: SampleWorkerOptions): Promise<M
     ...(options.kvPersist ? { kvPersist: options.kvPersist } : {}),
     // Never fetch Cloudflare's real `cf` object: everything runs offline.
     cf: false,
+    ...(options.listen ? { host: '127.0.0.1', port: 0 } : {}),
   });
   await mf.ready;
   return mf;

@@ -1,0 +1,98 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { Miniflare } from 'miniflare';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSampleWorker } from '../../scripts/demo/worker.js';
+import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+
+/**
+ * The sample worker's HTML status page in real headless Chromium, served by the worker in
+ * real workerd, against real members: it renders every member and follows a failover.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let cluster: LocalCluster;
+let mf: Miniflare;
+let browser: Browser;
+let pageUrl: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `${CHROMIUM} is missing: run \`bash scripts/setup.sh\` (apt-get install chromium)`,
+    );
+  }
+  cluster = await startLocalCluster({ members: 3 });
+  mf = await startSampleWorker({
+    members: cluster.members,
+    listen: true,
+    vars: {
+      REDIS_TIMEOUT_MS: '500',
+      REDIS_GRACE_PERIOD_MS: '60000',
+      REDIS_HEALTH_INTERVAL_MS: '300',
+    },
+  });
+  pageUrl = (await mf.ready).href;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await mf?.dispose();
+  await cluster?.stop();
+});
+
+describe('status page', () => {
+  it('renders every member, then shows the failover after the active member dies', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // Some traffic so the isolate has an active member and health to show.
+    for (let i = 0; i < 3; i++) await (await mf.dispatchFetch(`${pageUrl}kv/x`)).arrayBuffer();
+
+    await page.goto(pageUrl);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 3);
+    const rows = await page.locator('#members tr').allInnerTexts();
+    for (const name of ['a', 'b', 'c']) expect(rows.some((r) => r.startsWith(name))).toBe(true);
+    expect(await page.locator('#active').innerText()).toBe('a');
+
+    const shot = await page.screenshot({ fullPage: true });
+    mkdirSync('test-output', { recursive: true });
+    writeFileSync('test-output/status-page.png', shot);
+    // A blank or broken page compresses to almost nothing; a rendered table does not.
+    expect(shot.length).toBeGreaterThan(15_000);
+    const box = await page.locator('table').boundingBox();
+    expect(box?.height ?? 0).toBeGreaterThan(100);
+
+    await cluster.kill('a');
+    for (let i = 0; i < 5; i++) {
+      const res = await mf.dispatchFetch(`${pageUrl}kv/x`);
+      expect([200, 404]).toContain(res.status);
+      await res.arrayBuffer();
+    }
+    await page.waitForFunction(() => document.getElementById('active')?.textContent === 'b', null, {
+      timeout: 10_000,
+    });
+    const switches = await page.locator('#switches li').allInnerTexts();
+    // The circuit (requests failing) or a health refresh (probes failing), whichever saw it first.
+    expect(switches.some((s) => s.includes('a → b') && /\((circuit|health-check)\)/.test(s))).toBe(true);
+    const rowA = (await page.locator('#members tr').allInnerTexts()).find((r) => r.startsWith('a'));
+    expect(rowA).toMatch(/unhealthy/);
+    writeFileSync(
+      'test-output/status-page-after-failover.png',
+      await page.screenshot({ fullPage: true }),
+    );
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+});
