@@ -19,7 +19,7 @@ export const ADAPTER_DEFAULTS = {
   serverTimingMetric: 'redis',
   /**
    * Longest a response waits for background checks on runtimes without `waitUntil`. The checks
-   * bound themselves with the per-attempt timeout (1.5 s by default); this is a second fence.
+   * bound themselves with their probe timeout (1 s by default); this is a second fence.
    */
   flushTimeoutMs: 5000,
   /** Keep every command of a request on the member that served the first one. */
@@ -93,6 +93,9 @@ const built = new WeakMap<object, FailoverRedis>();
 
 export function clientFor(source: ClientSource): FailoverRedis {
   if (hasClient(source)) return source.client;
+  if ('client' in source && source.client !== undefined) {
+    throw new ConfigError('client', 'must be a client made by createFailoverRedis');
+  }
   let client = built.get(source);
   if (!client) {
     client = createFailoverRedis(source);

@@ -1,30 +1,38 @@
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { COMPATIBILITY_DATE } from './helpers.js';
 
 /**
  * The client entries must load in workerd as they are: no Node built-ins, and nothing at
  * module scope that workerd forbids there (timers, fetch, randomness: "Disallowed operation
- * called within global scope"). Each entry is bundled the way a user's bundler would and
- * imported by a tiny worker.
+ * called within global scope" stops the worker from starting). Each entry is bundled the way
+ * a user's bundler would, and imported by a tiny worker.
  */
-const ENTRIES = {
-  core: '../../src/index.ts',
-  hono: '../../src/hono/index.ts',
-  workers: '../../src/workers/index.ts',
-  serverless: '../../src/serverless/index.ts',
+const src = (path: string) =>
+  JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+
+const WORKERS = {
+  core: `import * as entry from ${src('index.ts')};
+    export default { fetch: () => Response.json(Object.keys(entry).sort()) };`,
+  hono: `import * as entry from ${src('hono/index.ts')};
+    export default { fetch: () => Response.json(Object.keys(entry).sort()) };`,
+  workers: `import * as entry from ${src('workers/index.ts')};
+    export default { fetch: () => Response.json(Object.keys(entry).sort()) };`,
+  serverless: `import * as entry from ${src('serverless/index.ts')};
+    export default { fetch: () => Response.json(Object.keys(entry).sort()) };`,
+  // Static options build their client when the adapter is created: here, at module scope.
+  'module-scope': `import { failover } from ${src('hono/index.ts')};
+    import { withFailover } from ${src('serverless/index.ts')};
+    const members = [{ name: 'a', url: 'http://127.0.0.1:9', token: 't' }];
+    export const middleware = failover({ members });
+    const handler = withFailover(async () => Response.json(['built']), { members });
+    export default { fetch: (request) => handler(request) };`,
 };
 
-async function bundle(entry: string) {
-  const path = new URL(entry, import.meta.url).pathname;
+async function bundle(contents: string) {
   const result = await build({
-    stdin: {
-      contents: `import * as entry from ${JSON.stringify(path)};
-        export default { fetch: () => Response.json(Object.keys(entry).sort()) };`,
-      resolveDir: process.cwd(),
-      loader: 'ts',
-    },
+    stdin: { contents, resolveDir: process.cwd(), loader: 'ts' },
     bundle: true,
     write: false,
     metafile: true,
@@ -37,41 +45,43 @@ async function bundle(entry: string) {
   return { code: result.outputFiles[0]!.text, inputs: Object.keys(result.metafile.inputs) };
 }
 
-describe('client entries are edge-clean', () => {
-  it('bundle without Node built-ins and load in workerd', async () => {
-    const bundles = await Promise.all(
-      Object.entries(ENTRIES).map(async ([name, entry]) => ({ name, ...(await bundle(entry)) })),
+it('client entries bundle without Node built-ins and load in workerd, clients included', async () => {
+  const bundles = await Promise.all(
+    Object.entries(WORKERS).map(async ([name, contents]) => ({
+      name,
+      ...(await bundle(contents)),
+    })),
+  );
+  for (const b of bundles) {
+    const nodeOnly = b.inputs.filter(
+      (i) => i.startsWith('node:') || i.includes('src/testing') || i.includes('src/gateway'),
     );
-    for (const b of bundles) {
-      expect(b.inputs.filter((i) => i.startsWith('node:') || i.includes('src/testing'))).toEqual(
-        [],
-      );
-      expect(b.inputs.filter((i) => i.includes('src/gateway'))).toEqual([]);
-    }
-    const mf = new Miniflare({
-      cf: false,
-      workers: bundles.map((b) => ({
-        name: b.name,
-        routes: [`${b.name}.test/*`],
-        modules: true,
-        script: b.code,
-        compatibilityDate: COMPATIBILITY_DATE,
-      })),
-    });
-    try {
-      for (const b of bundles) {
-        const res = await mf.dispatchFetch(`http://${b.name}.test/`);
-        expect(res.status).toBe(200);
-        expect(((await res.json()) as string[]).length).toBeGreaterThan(0);
-      }
-      const hono = (await (await mf.dispatchFetch('http://hono.test/')).json()) as string[];
-      expect(hono).toEqual(expect.arrayContaining(['failover', 'statusHandler']));
-      const workers = (await (await mf.dispatchFetch('http://workers.test/')).json()) as string[];
-      expect(workers).toEqual(
-        expect.arrayContaining(['membersFromEnv', 'withFailover', 'scheduledRefresh']),
-      );
-    } finally {
-      await mf.dispose();
-    }
+    expect({ entry: b.name, nodeOnly }).toEqual({ entry: b.name, nodeOnly: [] });
+  }
+  const mf = new Miniflare({
+    cf: false,
+    workers: bundles.map((b) => ({
+      name: b.name,
+      routes: [`${b.name}.test/*`],
+      modules: true,
+      script: b.code,
+      compatibilityDate: COMPATIBILITY_DATE,
+    })),
   });
+  try {
+    const exported: Record<string, string[]> = {};
+    for (const b of bundles) {
+      const res = await mf.dispatchFetch(`http://${b.name}.test/`);
+      expect(res.status).toBe(200);
+      exported[b.name] = (await res.json()) as string[];
+    }
+    expect(exported.hono).toEqual(expect.arrayContaining(['failover', 'statusHandler']));
+    expect(exported.workers).toEqual(
+      expect.arrayContaining(['membersFromEnv', 'withFailover', 'scheduledRefresh']),
+    );
+    expect(exported.serverless).toEqual(expect.arrayContaining(['withFailover']));
+    expect(exported['module-scope']).toEqual(['built']);
+  } finally {
+    await mf.dispose();
+  }
 });
