@@ -78,7 +78,9 @@ export class FailoverCore {
     if (!record || token === undefined) return undefined;
     const { member } = record;
     const cached = this.store.transports.get(name);
-    if (cached && cached.token === token) return cached.transport;
+    if (cached && cached.token === token && cached.fetch === this.options.fetch) {
+      return cached.transport;
+    }
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
       readYourWrites: this.options.readYourWrites,
     };
@@ -87,7 +89,7 @@ export class FailoverCore {
       { name: member.name, url: member.url, token },
       transportOptions,
     );
-    this.store.transports.set(name, { token, transport });
+    this.store.transports.set(name, { token, fetch: this.options.fetch, transport });
     return transport;
   }
 
@@ -129,6 +131,9 @@ export class FailoverCore {
   /** Probes every member now, publishes to the shared tier, and returns the snapshot (cron). */
   async refreshAll(): Promise<void> {
     const deps = this.checkerDeps;
+    // This is where the shared decision is made: it must follow the grace rules itself, not an
+    // older published choice (which could fail back to a member the moment it answers again).
+    this.store.shared = undefined;
     this.store.refreshStartedAt = this.now();
     this.store.nextRefreshAt = this.now() + this.options.health.intervalMs;
     try {

@@ -84,20 +84,22 @@ export async function checkAll(deps: CheckerDeps): Promise<void> {
   deps.store.initialized = true;
 }
 
-/** Reads the shared tier and merges it when it is fresh. True when it was fresh. */
-export async function readShared(deps: CheckerDeps): Promise<boolean> {
+/**
+ * Reads the shared tier and merges it when it is fresh. Returns undefined when there is no
+ * fresh record, otherwise the members the record could not vouch for (seen failing here later).
+ */
+export async function readShared(deps: CheckerDeps): Promise<string[] | undefined> {
   const cache = deps.health.cache;
-  if (!cache) return false;
+  if (!cache) return undefined;
   const { store } = deps;
   store.stats.sharedReads += 1;
   const shared = await cache.get(cacheKeyFor(store.key));
   const now = deps.now();
-  if (!shared || now - shared.at > deps.health.sharedMaxAgeMs) return false;
+  if (!shared || now - shared.at > deps.health.sharedMaxAgeMs) return undefined;
   store.stats.sharedHits += 1;
-  for (const event of store.applyShared(shared, deps.health.sharedMaxAgeMs, now)) {
-    deps.emitter.emit('health', event);
-  }
-  return true;
+  const { events, keptLocal } = store.applyShared(shared, deps.health.sharedMaxAgeMs, now);
+  for (const event of events) deps.emitter.emit('health', event);
+  return keptLocal;
 }
 
 export interface RunningRefresh {
@@ -109,9 +111,14 @@ export interface RunningRefresh {
 
 /** One refresh: the shared record if it is fresh, otherwise our own probes. */
 export function refresh(deps: CheckerDeps): RunningRefresh {
-  const shared = readShared(deps).catch(() => false);
-  const done = shared
-    .then((fresh) => (fresh ? undefined : checkAll(deps)))
+  const read = readShared(deps).catch(() => undefined);
+  const shared = read.then((kept) => kept !== undefined);
+  const done = read
+    .then(async (kept) => {
+      if (kept === undefined) return checkAll(deps);
+      // Fresh shared health: probe only what this isolate saw fail since it was published.
+      await Promise.all(kept.map((name) => checkMember(deps, name)));
+    })
     .catch(() => undefined)
     .finally(() => {
       deps.store.refreshStartedAt = undefined;

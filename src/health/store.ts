@@ -86,7 +86,10 @@ export class HealthStore {
   forced: { name: string; until: number } | undefined;
   readonly switches: SwitchEvent[] = [];
   /** Transports per member, kept here so per-request clients keep each member's sync token. */
-  readonly transports = new Map<string, { token: string; transport: MemberTransport }>();
+  readonly transports = new Map<
+    string,
+    { token: string; fetch: typeof fetch | undefined; transport: MemberTransport }
+  >();
   /** Database uids found by availability-API discovery, per member. */
   readonly uidCache = new Map<string, number>();
   readonly stats: HealthStats = { probes: {}, refreshes: 0, sharedReads: 0, sharedHits: 0 };
@@ -278,17 +281,29 @@ export class HealthStore {
 
   /**
    * Merges a shared record: per member the newer observation wins, and a local failure newer
-   * than the shared check beats a shared "healthy". Returns the health events it caused.
+   * than the shared check beats a shared "healthy". Returns the health events it caused and the
+   * members this isolate saw fail after the record was made: the record cannot vouch for them,
+   * so the caller checks those itself (otherwise they would stay out until the next cron run).
    */
-  applyShared(shared: SharedHealth, followForMs: number, now: number): HealthEvent[] {
-    if (shared.key !== this.key) return [];
+  applyShared(
+    shared: SharedHealth,
+    followForMs: number,
+    now: number,
+  ): { events: HealthEvent[]; keptLocal: string[] } {
     const events: HealthEvent[] = [];
+    const keptLocal: string[] = [];
+    if (shared.key !== this.key) return { events, keptLocal };
     for (const [name, remote] of Object.entries(shared.members)) {
       const r = this.records.get(name);
       if (!r) continue;
       const localFailureAt = r.lastError?.at ?? Number.NEGATIVE_INFINITY;
-      if (remote.checkedAt <= (r.checkedAt ?? Number.NEGATIVE_INFINITY)) continue;
-      if (remote.status === 'healthy' && localFailureAt > remote.checkedAt) continue;
+      const localIsNewer =
+        remote.checkedAt <= (r.checkedAt ?? Number.NEGATIVE_INFINITY) ||
+        (remote.status === 'healthy' && localFailureAt > remote.checkedAt);
+      if (localIsNewer) {
+        if (r.status === 'unhealthy' || r.circuit.open) keptLocal.push(name);
+        continue;
+      }
       const previous = r.status;
       r.status = remote.status;
       r.checkedAt = remote.checkedAt;
@@ -302,7 +317,7 @@ export class HealthStore {
     }
     this.shared = { active: shared.active, at: shared.at, until: shared.at + followForMs };
     this.initialized = true;
-    return events;
+    return { events, keptLocal };
   }
 
   snapshot(now: number): StoreSnapshot {

@@ -309,4 +309,34 @@ describe('shared health between isolates', () => {
     await sleep(50);
     expect(second.redis.activeMember()).toBe('b');
   });
+
+  it('an isolate re-checks what it saw fail even while the shared record is fresh', async () => {
+    const cache = memoryCache();
+    await client({ health: { cache } }).redis.refreshAll(); // all healthy, a active
+    resetHealthStores();
+    const { redis } = client({ health: { cache, intervalMs: 100 } });
+    await redis.get('x');
+    await cluster.kill('a');
+    for (let i = 0; i < 3; i++) await redis.get('x');
+    expect(redis.activeMember()).toBe('b');
+    await cluster.restart('a');
+    // No new cron run: the isolate's own check of a must bring it back.
+    await traffic(redis, () => redis.activeMember() === 'a', 6000);
+    expect(redis.activeMember()).toBe('a');
+  });
+
+  it('the cron decides by the grace rules, not by the record it published before', async () => {
+    const cache = memoryCache();
+    const cron = client({ health: { cache, intervalMs: 50 } });
+    await cron.redis.refreshAll(); // publishes a as active
+    await sleep(60);
+    await cron.redis.get('x'); // this isolate reads the record (active a) back
+    await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
+    expect((await cron.redis.refreshAll()).active).toBe('b');
+    await cluster.setAvailability('a', null);
+    // a answers again, but has not been healthy for a grace period (800 ms): stay on b.
+    expect((await cron.redis.refreshAll()).active).toBe('b');
+    await sleep(900);
+    expect((await cron.redis.refreshAll()).active).toBe('a');
+  });
 });
