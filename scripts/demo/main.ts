@@ -13,10 +13,10 @@ import { Redis } from '@upstash/redis';
 import type { Miniflare } from 'miniflare';
 import type { StoreSnapshot, SwitchEvent } from '../../src/index.js';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import { startSampleWorker } from '../../workers/sample/miniflare.js';
 import { type Operation, Recorder, type Summary, summarize } from './recorder.js';
 import { timelineSvg } from './timeline-svg.js';
 import { LiveView, type ViewState } from './view.js';
-import { startSampleWorker } from './worker.js';
 
 const FAULTS = ['kill', 'hang', '503', 'lag', 'none'] as const;
 type Fault = (typeof FAULTS)[number];

@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Miniflare } from 'miniflare';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSampleWorker } from '../../scripts/demo/worker.js';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import { startSampleWorker } from '../../workers/sample/miniflare.js';
 
 /**
  * The sample worker's HTML status page in real headless Chromium, served by the worker in
@@ -85,7 +85,9 @@ describe('status page', () => {
     });
     const switches = await page.locator('#switches li').allInnerTexts();
     // The circuit (requests failing) or a health refresh (probes failing), whichever saw it first.
-    expect(switches.some((s) => s.includes('a → b') && /\((circuit|health-check)\)/.test(s))).toBe(true);
+    expect(switches.some((s) => s.includes('a → b') && /\((circuit|health-check)\)/.test(s))).toBe(
+      true,
+    );
     const rowA = (await page.locator('#members tr').allInnerTexts()).find((r) => r.startsWith('a'));
     expect(rowA).toMatch(/unhealthy/);
     writeFileSync(

@@ -1,8 +1,8 @@
 import type { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleSampleWorker, startSampleWorker } from '../../scripts/demo/worker.js';
 import type { StoreSnapshot } from '../../src/index.js';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import { bundleSampleWorker, startSampleWorker } from '../../workers/sample/miniflare.js';
 
 /**
  * Stale-while-revalidate health refresh in real workerd (design section 2): one refresh per

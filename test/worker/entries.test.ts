@@ -1,7 +1,7 @@
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import { expect, it } from 'vitest';
-import { COMPATIBILITY_DATE } from './helpers.js';
+import { COMPATIBILITY_DATE, WORKERD_BUILD } from '../../workers/sample/miniflare.js';
 
 /**
  * The client entries must load in workerd as they are: no Node built-ins, and nothing at
@@ -33,14 +33,8 @@ const WORKERS = {
 async function bundle(contents: string) {
   const result = await build({
     stdin: { contents, resolveDir: process.cwd(), loader: 'ts' },
-    bundle: true,
-    write: false,
+    ...WORKERD_BUILD,
     metafile: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['browser', 'module', 'main'],
-    logLevel: 'silent',
   });
   return { code: result.outputFiles[0]!.text, inputs: Object.keys(result.metafile.inputs) };
 }

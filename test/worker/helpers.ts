@@ -1,40 +1,14 @@
 /**
- * Runs the sample worker in real workerd: bundled with esbuild the way wrangler would
- * (ESM, `worker`/`browser` conditions, no Node built-ins), loaded into Miniflare with the
- * members of a local cluster as bindings.
+ * Runs the sample worker in real workerd, several isolates in one workerd process, loaded into
+ * Miniflare with the members of a local cluster as bindings (bundling: workers/sample/miniflare.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import type { LocalMember } from '../../src/testing/index.js';
 import { devVars } from '../../workers/sample/dev-vars.js';
-
-export const COMPATIBILITY_DATE = '2026-04-20';
-const ENTRY = new URL('../../workers/sample/index.ts', import.meta.url).pathname;
-
-let bundled: Promise<string> | undefined;
-
-/** The sample worker as one ES module (built once per test file). */
-export function bundleSample(): Promise<string> {
-  bundled ??= build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['browser', 'module', 'main'],
-    target: 'es2022',
-    logLevel: 'silent',
-  }).then((result) => {
-    const [file] = result.outputFiles;
-    if (!file) throw new Error('esbuild produced no output');
-    return file.text;
-  });
-  return bundled;
-}
+import { bundleSampleWorker, COMPATIBILITY_DATE } from '../../workers/sample/miniflare.js';
 
 export interface SampleOptions {
   members: LocalMember[];
@@ -53,7 +27,7 @@ export interface SampleOptions {
 
 /** A Miniflare running the sample worker once per variant. `dispose()` it. */
 export async function startSample(options: SampleOptions): Promise<Miniflare> {
-  const script = await bundleSample();
+  const script = await bundleSampleWorker();
   const base = devVars(options.members, { availability: options.availability !== false });
   const mf = new Miniflare({
     // The fallback `cf` object; never fetch the real one (tests run offline).

@@ -1,29 +1,32 @@
 /**
- * The sample worker in real workerd: bundled with esbuild the way wrangler would (ESM,
- * `workerd`/`worker`/`browser` conditions, no Node built-ins) and loaded into Miniflare with a
- * local cluster's members as bindings.
+ * The sample worker in real workerd, for the demo and the tests (Node only, not part of the
+ * worker): bundled with esbuild the way wrangler would (ESM, `workerd`/`worker`/`browser`
+ * conditions, no Node built-ins) and loaded into Miniflare with a local cluster's members as
+ * bindings.
  */
-import { build } from 'esbuild';
+import { type BuildOptions, build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import type { LocalMember } from '../../src/testing/index.js';
-import { devVars } from '../../workers/sample/dev-vars.js';
+import { devVars } from './dev-vars.js';
 
 /** Newest date the workerd shipped for Node 20 accepts comfortably. */
 export const COMPATIBILITY_DATE = '2026-04-20';
-const ENTRY = new URL('../../workers/sample/index.ts', import.meta.url).pathname;
+const ENTRY = new URL('./index.ts', import.meta.url).pathname;
+
+/** esbuild settings that resolve packages the way wrangler does for workerd. */
+export const WORKERD_BUILD = {
+  bundle: true,
+  write: false,
+  format: 'esm',
+  platform: 'neutral',
+  conditions: ['workerd', 'worker', 'browser'],
+  mainFields: ['browser', 'module', 'main'],
+  target: 'es2022',
+  logLevel: 'silent',
+} as const satisfies BuildOptions;
 
 export async function bundleSampleWorker(): Promise<string> {
-  const result = await build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['browser', 'module', 'main'],
-    target: 'es2022',
-    logLevel: 'silent',
-  });
+  const result = await build({ ...WORKERD_BUILD, entryPoints: [ENTRY] });
   const [file] = result.outputFiles;
   if (!file) throw new Error('esbuild produced no output for the sample worker');
   return file.text;
