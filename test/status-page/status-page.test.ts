@@ -64,7 +64,7 @@ describe('status page', () => {
     await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 3);
     const rows = await page.locator('#members tr').allInnerTexts();
     for (const name of ['a', 'b', 'c']) expect(rows.some((r) => r.startsWith(name))).toBe(true);
-    expect(await page.locator('#active').innerText()).toBe('a');
+    expect(await page.locator('#active').textContent()).toBe('a');
 
     const shot = await page.screenshot({ fullPage: true });
     mkdirSync('test-output', { recursive: true });
