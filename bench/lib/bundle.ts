@@ -1,0 +1,103 @@
+/**
+ * Bundle sizes with esbuild: minified, then gzipped with node:zlib (level 9). Shared by the
+ * benchmark (section c) and the CI budget test (test/unit/bundle-size.test.ts).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build, type Metafile } from 'esbuild';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The client entries (they must run in workerd and browsers). */
+export const CLIENT_ENTRIES = [
+  { subpath: '.', file: 'src/index.ts' },
+  { subpath: './hono', file: 'src/hono/index.ts' },
+  { subpath: './workers', file: 'src/workers/index.ts' },
+  { subpath: './serverless', file: 'src/serverless/index.ts' },
+] as const;
+
+export const SAMPLE_WORKER = 'workers/sample/index.ts';
+
+/** Budget (design goal): own code + dependencies other than `@upstash/redis`, for `.`. */
+export const CORE_BUDGET_GZIP_BYTES = 10 * 1024;
+
+export interface BundleSize {
+  minified: number;
+  gzip: number;
+  /** Largest inputs by bytes in the minified output (before gzip). */
+  inputs: Array<{ path: string; bytes: number }>;
+}
+
+export interface BundleOptions {
+  external?: string[];
+  /** esbuild platform; `browser` (default) resolves the packages' browser/worker builds. */
+  platform?: 'browser' | 'neutral' | 'node';
+  conditions?: string[];
+  minify?: boolean;
+}
+
+export async function bundleSize(entry: string, options: BundleOptions = {}): Promise<BundleSize> {
+  const result = await build({
+    entryPoints: [fileURLToPath(new URL(entry, `file://${ROOT}`))],
+    absWorkingDir: ROOT,
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: options.platform ?? 'browser',
+    target: 'es2022',
+    minify: options.minify ?? true,
+    metafile: true,
+    logLevel: 'silent',
+    external: options.external ?? [],
+    ...(options.conditions ? { conditions: options.conditions } : {}),
+  });
+  const output = result.outputFiles[0]!;
+  const meta = result.metafile as Metafile;
+  const out = Object.values(meta.outputs)[0]!;
+  const inputs = Object.entries(out.inputs)
+    .map(([path, info]) => ({ path, bytes: info.bytesInOutput }))
+    .sort((a, b) => b.bytes - a.bytes);
+  return {
+    minified: output.contents.byteLength,
+    gzip: gzipSync(output.contents, { level: 9 }).byteLength,
+    inputs,
+  };
+}
+
+/** Bytes per package (or `own code`) of a bundle, from its metafile inputs. */
+export function byPackage(inputs: BundleSize['inputs']): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const { path, bytes } of inputs) {
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+    const key = match ? match[1]! : 'own code';
+    out[key] = (out[key] ?? 0) + bytes;
+  }
+  return out;
+}
+
+export interface EntrySizes {
+  subpath: string;
+  file: string;
+  /** Everything bundled. */
+  full: BundleSize;
+  /** `@upstash/redis` external (the user has it anyway). */
+  withoutUpstash: BundleSize;
+  /** Every package external: the library's own code only. */
+  ownOnly: BundleSize;
+}
+
+export async function clientEntrySizes(): Promise<EntrySizes[]> {
+  const out: EntrySizes[] = [];
+  for (const e of CLIENT_ENTRIES) {
+    if (!existsSync(`${ROOT}${e.file}`)) continue;
+    out.push({
+      subpath: e.subpath,
+      file: e.file,
+      full: await bundleSize(e.file),
+      withoutUpstash: await bundleSize(e.file, { external: ['@upstash/redis'] }),
+      ownOnly: await bundleSize(e.file, { external: ['@upstash/redis', 'hono', 'hono/*', 'ky'] }),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,411 @@
+/**
+ * Section a: happy-path overhead.
+ *
+ * The same workload through a plain `@upstash/redis` `Redis` and through `createFailoverRedis`,
+ * both against the same gateway (member `a`, the failover client's active member), alternating
+ * runs so drift (thermal, other processes) hits both equally. The gateways and redis-servers
+ * run in a child process, so the client process measures only client work plus loopback I/O.
+ *
+ * Like with like: the failover client does not auto-pipeline by default, so the plain client
+ * is built with `enableAutoPipelining: false` too, and with `enableTelemetry: false` (the
+ * failover client's requester sends no telemetry headers). Both use base64 response encoding,
+ * read-your-writes and the global `fetch` (undici, keep-alive).
+ */
+import { Agent, request as httpRequest } from 'node:http';
+import { Redis } from '@upstash/redis';
+import { resolveOptions } from '../src/config.js';
+import { healthStoreFor, resetHealthStores } from '../src/health/store.js';
+import { createFailoverRedis } from '../src/index.js';
+import { classifyBatch, classifyCommand } from '../src/transport/commands.js';
+import type { MemberGroup } from './lib/remote-cluster.js';
+import { type LatencySummary, median, round, summarize } from './lib/stats.js';
+
+type Client = Redis;
+type Workload = 'mix' | 'pipeline';
+
+const KEYS = 1000;
+const VALUE = 'v'.repeat(100);
+
+/** xorshift32: deterministic, cheap, per worker. */
+function rng(seed: number): () => number {
+  let x = seed | 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+}
+
+async function op(client: Client, workload: Workload, rand: () => number): Promise<void> {
+  if (workload === 'mix') {
+    // 80 % GET, 20 % SET over 1000 keys.
+    const key = `bench:k:${Math.floor(rand() * KEYS)}`;
+    if (rand() < 0.8) await client.get(key);
+    else await client.set(key, VALUE);
+    return;
+  }
+  // A pipeline of 10: 5 SET then 5 GET.
+  const p = client.pipeline();
+  for (let i = 0; i < 5; i++) p.set(`bench:k:${Math.floor(rand() * KEYS)}`, VALUE);
+  for (let i = 0; i < 5; i++) p.get(`bench:k:${Math.floor(rand() * KEYS)}`);
+  await p.exec();
+}
+
+interface RunResult {
+  ops: number;
+  elapsedMs: number;
+  latencies: number[];
+  cpuUsPerOp: number;
+}
+
+async function runFor(
+  client: Client,
+  workload: Workload,
+  concurrency: number,
+  durationMs: number,
+  seed: number,
+): Promise<RunResult> {
+  const latencies: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      const rand = rng(seed * 1000 + w + 1);
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        await op(client, workload, rand);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    ops: latencies.length,
+    elapsedMs,
+    latencies,
+    cpuUsPerOp: (cpu.user + cpu.system) / Math.max(1, latencies.length),
+  };
+}
+
+export interface ClientSide {
+  throughput: number[];
+  throughputMedian: number;
+  latency: LatencySummary;
+  cpuUsPerOp: number;
+}
+
+export interface OverheadCase {
+  workload: Workload;
+  concurrency: number;
+  rounds: number;
+  durationMs: number;
+  plain: ClientSide;
+  failover: ClientSide;
+  /** failover / plain, median of the per-round (paired) throughput ratios. */
+  throughputRatio: number;
+  p50Ratio: number;
+  p99Ratio: number;
+  cpuRatio: number;
+}
+
+function side(runs: RunResult[]): ClientSide {
+  const throughput = runs.map((r) => (r.ops / r.elapsedMs) * 1000);
+  const latency = summarize(runs.flatMap((r) => r.latencies));
+  return {
+    throughput: throughput.map((t) => round(t)),
+    throughputMedian: round(median(throughput)),
+    latency: {
+      n: latency.n,
+      p50: round(latency.p50),
+      p99: round(latency.p99),
+      mean: round(latency.mean),
+      max: round(latency.max),
+    },
+    cpuUsPerOp: round(median(runs.map((r) => r.cpuUsPerOp))),
+  };
+}
+
+export interface OverheadOptions {
+  rounds: number;
+  durationMs: number;
+  warmupMs: number;
+  log: (line: string) => void;
+}
+
+export async function runOverhead(
+  cluster: MemberGroup,
+  options: OverheadOptions,
+): Promise<OverheadCase[]> {
+  const a = cluster.member('a');
+  const plain = new Redis({
+    url: a.url,
+    token: a.token,
+    enableAutoPipelining: false,
+    enableTelemetry: false,
+  });
+  resetHealthStores();
+  const failover = createFailoverRedis({ members: cluster.members });
+
+  // Seed every key on every member (the failover client reads from `a`, but be safe).
+  for (const m of cluster.members) {
+    const seeder = new Redis({ url: m.url, token: m.token, enableTelemetry: false });
+    const p = seeder.pipeline();
+    for (let i = 0; i < KEYS; i++) p.set(`bench:k:${i}`, VALUE);
+    await p.exec();
+  }
+  await failover.get('bench:k:0');
+  if (failover.activeMember() !== 'a') throw new Error('failover client is not on member a');
+
+  const cases: OverheadCase[] = [];
+  for (const workload of ['mix', 'pipeline'] as const) {
+    for (const concurrency of [1, 32]) {
+      await runFor(plain, workload, concurrency, options.warmupMs, 1);
+      await runFor(failover, workload, concurrency, options.warmupMs, 1);
+      const plainRuns: RunResult[] = [];
+      const failoverRuns: RunResult[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        // ABBA order: each client goes first in half of the rounds.
+        const order: Array<['plain' | 'failover', Client]> =
+          round % 2 === 0
+            ? [
+                ['plain', plain],
+                ['failover', failover],
+              ]
+            : [
+                ['failover', failover],
+                ['plain', plain],
+              ];
+        for (const [name, client] of order) {
+          const run = await runFor(client, workload, concurrency, options.durationMs, round + 2);
+          (name === 'plain' ? plainRuns : failoverRuns).push(run);
+        }
+      }
+      const p = side(plainRuns);
+      const f = side(failoverRuns);
+      const pairedRatios = plainRuns.map(
+        (run, i) => failoverRuns[i]!.ops / failoverRuns[i]!.elapsedMs / (run.ops / run.elapsedMs),
+      );
+      const c: OverheadCase = {
+        workload,
+        concurrency,
+        rounds: options.rounds,
+        durationMs: options.durationMs,
+        plain: p,
+        failover: f,
+        throughputRatio: round(median(pairedRatios), 4),
+        p50Ratio: round(f.latency.p50 / p.latency.p50, 4),
+        p99Ratio: round(f.latency.p99 / p.latency.p99, 4),
+        cpuRatio: round(f.cpuUsPerOp / p.cpuUsPerOp, 4),
+      };
+      options.log(
+        `  ${workload} c=${concurrency}: plain ${p.throughputMedian} ops/s p50 ${p.latency.p50} ms, ` +
+          `failover ${f.throughputMedian} ops/s p50 ${f.latency.p50} ms (ratio ${c.throughputRatio})`,
+      );
+      cases.push(c);
+    }
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-benchmarks: the per-command work the failover layer adds, without any I/O.
+
+export interface MicroResult {
+  name: string;
+  nsPerOp: number;
+}
+
+function timeIt(name: string, iterations: number, fn: (i: number) => unknown): MicroResult {
+  const samples: number[] = [];
+  let sink = 0;
+  for (let s = 0; s < 7; s++) {
+    const t0 = performance.now();
+    for (let i = 0; i < iterations; i++) if (fn(i)) sink++;
+    samples.push(((performance.now() - t0) * 1e6) / iterations);
+  }
+  if (sink < 0) throw new Error('unreachable');
+  // The first samples include JIT warm-up; the median of 7 ignores them.
+  return { name, nsPerOp: round(median(samples)) };
+}
+
+async function timeAsync(
+  name: string,
+  iterations: number,
+  fn: () => Promise<unknown>,
+): Promise<MicroResult> {
+  const samples: number[] = [];
+  for (let s = 0; s < 7; s++) {
+    const t0 = performance.now();
+    for (let i = 0; i < iterations; i++) await fn();
+    samples.push(((performance.now() - t0) * 1e6) / iterations);
+  }
+  return { name, nsPerOp: round(median(samples)) };
+}
+
+export async function runMicro(members: MemberGroup['members']): Promise<MicroResult[]> {
+  const results: MicroResult[] = [];
+  const get = ['get', 'bench:k:1'];
+  const setNx = ['set', 'bench:k:1', 'v', 'nx'];
+  const incr = ['incr', 'counter'];
+  const batch = [
+    ['set', 'a', '1'],
+    ['get', 'a'],
+    ['hset', 'h', 'f', 'v'],
+    ['expire', 'a', '10'],
+    ['get', 'b'],
+    ['mget', 'a', 'b'],
+    ['sadd', 's', 'm'],
+    ['zadd', 'z', '1', 'm'],
+    ['del', 'x'],
+    ['get', 'c'],
+  ];
+  results.push(timeIt('classifyCommand GET', 1_000_000, () => classifyCommand(get)));
+  results.push(
+    timeIt('classifyCommand SET NX (argument rule)', 1_000_000, () => classifyCommand(setNx)),
+  );
+  results.push(timeIt('classifyCommand INCR', 1_000_000, () => classifyCommand(incr)));
+  results.push(
+    timeIt('classifyBatch (10 commands)', 200_000, () => classifyBatch(batch, 'pipeline')),
+  );
+
+  resetHealthStores();
+  const resolved = resolveOptions({ members });
+  const store = healthStoreFor(resolved.members);
+  const now = Date.now();
+  store.select(undefined, false, 60_000, now);
+  results.push(
+    timeIt('store.select, 3 members', 200_000, (i) =>
+      store.select(undefined, false, 60_000, now + i),
+    ),
+  );
+  const withLocation = resolveOptions({
+    members: members.map((m, i) => ({ ...m, location: { lat: 10 * i, lon: 20 * i } })),
+    proximity: true,
+  });
+  resetHealthStores();
+  const geoStore = healthStoreFor(withLocation.members);
+  const hints = { lat: 48.1, lon: 11.6 };
+  results.push(
+    timeIt('store.select, 3 members, proximity', 200_000, (i) =>
+      geoStore.select(hints, true, 60_000, now + i),
+    ),
+  );
+
+  // Whole client path with fetch stubbed out (no I/O): what each client costs per GET.
+  const realFetch = globalThis.fetch;
+  const body = JSON.stringify({ result: btoa(VALUE) });
+  globalThis.fetch = (async () =>
+    new Response(body, {
+      status: 200,
+      headers: { 'content-type': 'application/json', 'upstash-sync-token': 't-1' },
+    })) as typeof fetch;
+  try {
+    const a = members.find((m) => m.name === 'a')!;
+    const plain = new Redis({
+      url: a.url,
+      token: a.token,
+      enableAutoPipelining: false,
+      enableTelemetry: false,
+    });
+    resetHealthStores();
+    const failover = createFailoverRedis({ members, health: { enabled: false } });
+    results.push(await timeAsync('plain Redis GET, stubbed fetch', 20_000, () => plain.get('k')));
+    results.push(
+      await timeAsync('failover GET, stubbed fetch (health off)', 20_000, () => failover.get('k')),
+    );
+    results.push(
+      await timeAsync('failover scope() + GET, stubbed fetch', 20_000, () =>
+        failover.scope().get('k'),
+      ),
+    );
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  resetHealthStores();
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway's own throughput: raw HTTP against one member, keep-alive, many in flight.
+
+export interface GatewayThroughput {
+  name: string;
+  concurrency: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export async function runGatewayThroughput(
+  member: MemberGroup['members'][number],
+  durationMs: number,
+): Promise<GatewayThroughput[]> {
+  const url = new URL(member.url);
+  const cases: Array<{ name: string; path: string; body: string }> = [
+    { name: 'PING', path: '/', body: '["PING"]' },
+    { name: 'GET (100 B value)', path: '/', body: '["GET","bench:k:1"]' },
+    {
+      name: 'pipeline of 10 GET',
+      path: '/pipeline',
+      body: JSON.stringify(Array.from({ length: 10 }, (_, i) => ['GET', `bench:k:${i}`])),
+    },
+  ];
+  const concurrency = 64;
+  const out: GatewayThroughput[] = [];
+  for (const c of cases) {
+    const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+    const send = () =>
+      new Promise<void>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: c.path,
+            method: 'POST',
+            agent,
+            headers: {
+              authorization: `Bearer ${member.token}`,
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(c.body),
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () =>
+              res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`)),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(c.body);
+      });
+    // Warm the sockets.
+    await Promise.all(Array.from({ length: concurrency }, () => send()));
+    const latencies: number[] = [];
+    const started = performance.now();
+    const deadline = started + durationMs;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline) {
+          const t0 = performance.now();
+          await send();
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    const elapsed = performance.now() - started;
+    agent.destroy();
+    const s = summarize(latencies);
+    out.push({
+      name: c.name,
+      concurrency,
+      requestsPerSecond: round((latencies.length / elapsed) * 1000),
+      p50Ms: round(s.p50),
+      p99Ms: round(s.p99),
+    });
+  }
+  return out;
+}
