@@ -1,0 +1,180 @@
+import { Redis as IORedis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type RunningGateway, startGateway } from '../../src/gateway/index.js';
+import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+
+/**
+ * The gateway's deny-list (dangerous or pool-unsafe commands) holds whatever shape the request
+ * takes: a single command, a pipeline, a transaction, the path form (GET or POST, any case,
+ * percent-encoded), `?_token=` auth. A batch holding one denied command runs nothing at all.
+ * Checked against the effect too: a canary key must survive every attempt.
+ *
+ * A gateway of our own with the default deny-list (the local cluster's gateways allow
+ * FLUSHALL/FLUSHDB for tests), in front of the cluster's redis-server.
+ */
+let cluster: LocalCluster;
+let gateway: RunningGateway;
+let redis: IORedis;
+const TOKEN = 'denied-commands-token-0123456789';
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({ members: 1 });
+  gateway = await startGateway({ redisUrl: cluster.redisUrls!.a!, token: TOKEN, log: () => {} });
+  redis = new IORedis(cluster.redisUrls!.a!);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await gateway?.close();
+  await cluster?.stop();
+});
+beforeEach(async () => {
+  await redis.set('canary', 'alive');
+  await redis.del('batch:first');
+});
+
+/** Denied commands with harmless-if-leaked arguments where possible. */
+const DENIED: string[][] = [
+  ['FLUSHALL'],
+  ['FLUSHDB', 'ASYNC'],
+  ['CONFIG', 'SET', 'maxmemory', '1'],
+  ['CONFIG', 'GET', 'requirepass'],
+  ['DEBUG', 'SLEEP', '0'],
+  ['SHUTDOWN', 'NOSAVE'],
+  ['SAVE'],
+  ['BGSAVE'],
+  ['REPLICAOF', '127.0.0.1', '1'],
+  ['SLAVEOF', 'NO', 'ONE'],
+  ['ACL', 'LIST'],
+  ['MODULE', 'LIST'],
+  ['CLIENT', 'KILL', 'TYPE', 'normal'],
+  ['CLIENT', 'PAUSE', '1'],
+  ['MONITOR'],
+  ['MULTI'],
+  ['EXEC'],
+  ['SELECT', '1'],
+  ['HELLO', '3'],
+  ['AUTH', 'x'],
+  ['SUBSCRIBE', 'ch'],
+  ['BLPOP', 'k', '1'],
+  ['WAIT', '1', '1'],
+  ['XREAD', 'BLOCK', '1', 'STREAMS', 's', '0'],
+];
+
+function variants(command: string[]): string[][] {
+  const [name, ...args] = command as [string, ...string[]];
+  const lower = [
+    name.toLowerCase(),
+    ...args.map((a) => (/^[A-Z]+$/.test(a) ? a.toLowerCase() : a)),
+  ];
+  const mixed = [name[0] + name.slice(1).toLowerCase(), ...args];
+  return [command, lower, mixed];
+}
+
+async function send(path: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${gateway.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    ...init,
+  });
+}
+
+async function expectDenied(response: Response, what: string): Promise<void> {
+  const text = await response.text();
+  expect(response.status, `${what}: ${text}`).toBe(403);
+  expect(JSON.parse(text), what).toMatchObject({ code: 'COMMAND_DENIED' });
+}
+
+async function expectUntouched(what: string): Promise<void> {
+  expect(await redis.get('canary'), what).toBe('alive');
+  expect(await redis.exists('batch:first'), `${what}: the batch ran partly`).toBe(0);
+  expect(await redis.config('GET', 'maxmemory'), what).toEqual(['maxmemory', '0']);
+}
+
+describe('denied commands stay denied', () => {
+  it('as a single command, in any case', async () => {
+    for (const command of DENIED) {
+      for (const variant of variants(command)) {
+        await expectDenied(await send('/', variant), variant.join(' '));
+      }
+    }
+    await expectUntouched('single');
+  });
+
+  it('inside pipelines and transactions, and nothing of the batch runs', async () => {
+    for (const command of DENIED) {
+      for (const endpoint of ['/pipeline', '/multi-exec']) {
+        for (const position of ['first', 'last']) {
+          const batch =
+            position === 'first'
+              ? [command, ['SET', 'batch:first', '1']]
+              : [['SET', 'batch:first', '1'], ['GET', 'canary'], command];
+          await expectDenied(
+            await send(endpoint, batch),
+            `${endpoint} ${position} ${command.join(' ')}`,
+          );
+        }
+      }
+    }
+    await expectUntouched('batches');
+  });
+
+  it('in the path form: GET and POST, any case, percent-encoded, ?_token= auth', async () => {
+    // `/subscribe/<channel>` is the supported event-stream endpoint, not a command.
+    for (const command of DENIED.filter(([name]) => name !== 'SUBSCRIBE')) {
+      const [name, ...args] = command as [string, ...string[]];
+      const encodedName = [...name].map((ch) => `%${ch.charCodeAt(0).toString(16)}`).join('');
+      const paths = [
+        `/${command.map(encodeURIComponent).join('/')}`,
+        `/${[name.toLowerCase(), ...args].map(encodeURIComponent).join('/')}`,
+        `/${[encodedName, ...args.map(encodeURIComponent)].join('/')}`,
+      ];
+      for (const path of paths) {
+        await expectDenied(await send(path, undefined, { method: 'GET' }), `GET ${path}`);
+        await expectDenied(await send(path, undefined), `POST ${path}`);
+        const viaQuery = await fetch(`${gateway.url}${path}?_token=${TOKEN}`);
+        await expectDenied(viaQuery, `GET ${path}?_token`);
+      }
+    }
+    // The last argument as the POST body, and trailing arguments in the query string.
+    await expectDenied(await send('/config/set/maxmemory', undefined, { body: '1' }), 'body arg');
+    await expectDenied(await fetch(`${gateway.url}/flushall?ASYNC&_token=${TOKEN}`), 'query args');
+    await expectUntouched('path form');
+  });
+
+  it('a subcommand rule holds however the subcommand is spelled', async () => {
+    for (const sub of ['KILL', 'kill', 'Kill']) {
+      await expectDenied(await send('/', ['client', sub, 'TYPE', 'normal']), `CLIENT ${sub}`);
+      await expectDenied(await send('/pipeline', [['CLIENT', sub, 'TYPE', 'normal']]), sub);
+      await expectDenied(await send(`/client/${sub}/type/normal`, undefined), `path ${sub}`);
+    }
+    // Harmless CLIENT subcommands still work: the rule is per subcommand.
+    const ok = await send('/', ['CLIENT', 'ID']);
+    expect(ok.status).toBe(200);
+  });
+
+  it('scripts cannot run a denied command either', async () => {
+    // FLUSHALL/FLUSHDB are denied ("wipes the database") but Redis lets scripts call them.
+    const attempts: Array<[string, unknown]> = [
+      ['/', ['EVAL', "return redis.call('FLUSHDB')", '0']],
+      ['/', ['EVAL', "return redis.call('flushall')", '0']],
+      ['/pipeline', [['EVAL', "return redis.call('FLUSHDB')", '0']]],
+      ['/multi-exec', [['EVAL', "return redis.call('FLUSHDB')", '0']]],
+    ];
+    const answers: string[] = [];
+    for (const [path, body] of attempts) {
+      const response = await send(path, body);
+      answers.push(`${path} ${response.status} ${await response.text()}`);
+      expect(
+        await redis.get('canary'),
+        `after ${path} ${JSON.stringify(body)}: ${answers.at(-1)}`,
+      ).toBe('alive');
+    }
+  });
+
+  it('the gateway still serves allowed commands afterwards', async () => {
+    const response = await send('/', ['GET', 'canary']);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ result: 'alive' });
+  });
+});
