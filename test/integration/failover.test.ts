@@ -40,6 +40,11 @@ function plainOn(name: string): Redis {
   return new Redis({ url: m.url, token: m.token, enableAutoPipelining: false });
 }
 
+/**
+ * Tests that expect a particular fallback member start with `refreshAll()`: with every member
+ * known healthy the order is by weight, not by whichever background probe happened to finish
+ * first (known-healthy members rank before unknown ones).
+ */
 function client(extra: Partial<FailoverOptions> = {}) {
   const switches: SwitchEvent[] = [];
   const failures: FailureEvent[] = [];
@@ -86,7 +91,7 @@ describe('request-scoped failover', () => {
   it('SIGSTOP: reads finish on the next member within the attempt timeout', async () => {
     const { redis } = client();
     await plainOn('b').set('hang:key', 'from-b');
-    await redis.get('hang:key'); // a is active and healthy
+    await redis.refreshAll();
     await cluster.pause('a');
     const started = performance.now();
     const value = await redis.get('hang:key');
@@ -97,7 +102,7 @@ describe('request-scoped failover', () => {
 
   it('SIGSTOP: a non-idempotent write in flight is refused as ambiguous and runs at most once', async () => {
     const { redis } = client();
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.pause('a');
     const error = await redis.incr('hang:counter').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AmbiguousWriteError);
@@ -114,7 +119,7 @@ describe('request-scoped failover', () => {
 
   it('SIGSTOP: an idempotent write is retried on the next member and lands', async () => {
     const { redis } = client();
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.pause('a');
     await expect(redis.set('hang:idem', 'v1')).resolves.toBe('OK');
     expect(await plainOn('b').get('hang:idem')).toBe('v1');
@@ -161,7 +166,7 @@ describe('request-scoped failover', () => {
 
   it('all members hung: gives up at the deadline, no hang, no unbounded retries', async () => {
     const { redis } = client({ deadlineMs: 1200 });
-    await redis.get('warm');
+    await redis.refreshAll();
     for (const m of cluster.members) await cluster.pause(m.name);
     const started = performance.now();
     const error = await redis.get('x').catch((e: unknown) => e);
@@ -191,7 +196,7 @@ describe('request-scoped failover', () => {
   it('hedged reads take the first answer when the active member is slow', async () => {
     const { redis } = client({ hedgeAfterMs: 100, timeoutMs: 2000 });
     await plainOn('b').set('hedge:key', 'b');
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.pause('a');
     const started = performance.now();
     expect(await redis.get('hedge:key')).toBe('b');
@@ -202,7 +207,7 @@ describe('request-scoped failover', () => {
 describe('anchor-style mode (requestFailover: false)', () => {
   it('a call tries the active member only; traffic moves when the circuit opens', async () => {
     const { redis, switches } = client({ requestFailover: false, health: { enabled: false } });
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.kill('a');
     const outcomes: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -227,7 +232,7 @@ describe('anchor-style mode (requestFailover: false)', () => {
 describe('controls', () => {
   it('forceActiveMember holds for its duration, then the preferred member returns', async () => {
     const { redis, switches } = client();
-    await redis.get('warm');
+    await redis.refreshAll();
     redis.forceActiveMember('c', 800);
     for (let i = 0; i < 3; i++) {
       const scoped = redis.scope();
@@ -247,7 +252,7 @@ describe('controls', () => {
   it('removeMember of the active member switches to the next one', async () => {
     const { redis, switches } = client();
     await redis.refreshAll(); // every member known healthy, so weight decides the successor
-    await redis.get('warm');
+    await redis.refreshAll();
     redis.removeMember('a');
     const scoped = redis.scope();
     await scoped.get('removed');

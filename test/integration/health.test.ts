@@ -86,7 +86,7 @@ function memoryCache(): HealthCache & { data: Map<string, SharedHealth>; puts: n
 describe('availability API', () => {
   it('503 no_quorum on the active member: leaves it on the next refresh, no user request fails', async () => {
     const { redis, switches, failures } = client();
-    await redis.get('warm');
+    await redis.refreshAll();
     expect(redis.activeMember()).toBe('a');
     await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
     const failed = await traffic(redis, () => redis.activeMember() !== 'a');
@@ -100,7 +100,7 @@ describe('availability API', () => {
 
   it('lag above tolerance blocks failback; back under tolerance for a grace period, fails back', async () => {
     const { redis, switches } = client();
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.setAvailability('a', { status: 503, errorCode: 'bdb_unavailable' });
     await traffic(redis, () => redis.activeMember() === 'b');
     expect(redis.activeMember()).toBe('b');
@@ -163,7 +163,7 @@ describe('availability API', () => {
 
   it('a probe that times out counts as a failed probe', async () => {
     const { redis } = client({ health: { probe: 'ping', probeTimeoutMs: 150 } });
-    await redis.get('warm');
+    await redis.refreshAll();
     await cluster.pause('a');
     const started = performance.now();
     const snap = await redis.refreshAll();
@@ -232,7 +232,7 @@ describe('refresh on traffic', () => {
 
   it('a request never waits for a refresh it did not start (warm isolate)', async () => {
     const { redis } = client({ health: { intervalMs: 50, probeTimeoutMs: 2000, probe: 'ping' } });
-    await redis.get('warm');
+    await redis.refreshAll();
     await sleep(100);
     await cluster.pause('c'); // c's probe will hang for its whole timeout
     await redis.get('x'); // starts a refresh that hangs on c
