@@ -32,7 +32,7 @@ async function post(
   base: string,
   token: string,
   path: string,
-  body: string | Uint8Array,
+  body: string | Uint8Array<ArrayBuffer>,
 ): Promise<[number, string]> {
   const response = await fetch(`${base}${path}`, {
     method: 'POST',
@@ -135,7 +135,7 @@ describe('deeply nested and malformed bodies', () => {
   });
 
   it('wrong shapes, invalid JSON and invalid UTF-8 are refused with 400', async () => {
-    const bodies: Array<[string, string | Uint8Array]> = [
+    const bodies: Array<[string, string | Uint8Array<ArrayBuffer>]> = [
       ['/', ''],
       ['/', '{}'],
       ['/', '[]'],

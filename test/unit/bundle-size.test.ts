@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  byPackage,
   bundleSize,
+  byPackage,
   CLIENT_ENTRIES,
   CORE_BUDGET_GZIP_BYTES,
 } from '../../bench/lib/bundle.js';
