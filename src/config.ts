@@ -223,7 +223,8 @@ export function validateUrl(field: string, value: unknown, allowInsecureHttp: bo
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ConfigError(field, `must use https:// (got ${url.protocol})`);
   }
-  if (url.username || url.password) {
+  // A URL is shown in snapshots and is part of the shared-health key: no secrets in it.
+  if (url.username || url.password || url.searchParams.has('_token')) {
     throw new ConfigError(field, 'must not contain credentials; use the token option');
   }
   if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopback(url.hostname)) {

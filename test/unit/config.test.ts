@@ -100,6 +100,11 @@ describe('resolveOptions', () => {
         resolveOptions({ members: [member({ url: 'https://user:pw@a.example.com' })] }),
       ),
     ).toBe('members[0] ("a").url');
+    expect(
+      fieldOf(() =>
+        resolveOptions({ members: [member({ url: `https://a.example.com/?_token=${SECRET}` })] }),
+      ),
+    ).toBe('members[0] ("a").url');
   });
 
   it('never echoes a token even when the token is what is wrong', () => {
