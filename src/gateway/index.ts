@@ -7,6 +7,7 @@ export { NOT_SENT_HEADER } from '../transport/types.js';
 export { type ParsedCli, parseCli, USAGE } from './cli-args.js';
 export { type RunningGateway, startGateway } from './gateway.js';
 export { DEFAULTS, GatewayConfigError } from './options.js';
+export { backendAclRules } from './policy.js';
 export type {
   AvailabilityEmulationOptions,
   AvailabilityOverride,

@@ -120,6 +120,22 @@ export class CommandPolicy {
     }
   }
 
+  /**
+   * The same deny-list as Redis ACL rules, for the user the gateway connects as. The gateway
+   * can only refuse commands it is sent; a script (EVAL, FCALL) runs with the backend user's
+   * permissions, so only Redis itself can refuse `redis.call('FLUSHALL')` inside one.
+   * Left out: XREAD/XREADGROUP (ACLs cannot tell their blocking form apart) and WAITAOF
+   * (Redis 7.2+; naming it fails ACL SETUSER on older servers). The gateway refuses them itself.
+   */
+  aclRules(): string[] {
+    const rules = ['+@all'];
+    for (const key of this.denied.keys()) {
+      if (key === 'XREAD' || key === 'XREADGROUP' || key === 'WAITAOF') continue;
+      rules.push(`-${key.toLowerCase().replace(' ', '|')}`);
+    }
+    return rules;
+  }
+
   /** Whether the `/monitor` stream is enabled (`allow: ['MONITOR']`). */
   get monitorAllowed(): boolean {
     return !this.denied.has('MONITOR');
@@ -174,6 +190,15 @@ export class CommandPolicy {
       'READONLY_TOKEN',
     );
   }
+}
+
+/**
+ * ACL rules for the Redis user the gateway should connect as, matching its deny-list (after
+ * `allow`): `ACL SETUSER edge-gateway on >password ~* &* <rules>`, then
+ * `--redis-url redis://edge-gateway:password@host:port`.
+ */
+export function backendAclRules(allow: string[] = []): string {
+  return new CommandPolicy(allow).aclRules().join(' ');
 }
 
 function subcommandKey(name: string, args: Arg[]): string {
