@@ -131,7 +131,7 @@ function outageRows(scenarios: NonNullable<BenchResults['outage']>): Array<Array
       const x = side(s, mode);
       const sw = x.switches[0];
       rows.push([
-        `${s.fault === 'kill' ? 'kill -9' : 'SIGSTOP'} #${s.trial}`,
+        `${s.fault === 'kill' ? 'kill -9' : 'SIGSTOP'} #${s.trial} (at ${s.preFaultMs / 1000} s)`,
         mode === 'ours' ? '**this library**' : 'anchor-style',
         x.requests,
         x.failedReads,
@@ -175,10 +175,9 @@ All traffic is loopback: redis-server 7.0 processes behind this project's gatewa
 in its own child process (its own event loop, as separate machines would be), clients in
 further processes. Raw numbers: [results.json](results.json).
 
-**Read the absolute numbers with care.** This machine is a shared sandbox VM: loopback HTTP is
-slow (a bare Node \`http\` server answers undici \`fetch\` at roughly 1 000 requests/s here, an
-order of magnitude below a laptop), and other jobs were running on the same two cores (see the
-load average). What the run is designed for is *comparisons measured side by side in the same
+**Read the absolute numbers with care.** This machine is a shared sandbox VM: loopback TCP and
+system calls are slow here${r.gateway ? ` (the gateway's own throughput below: ${r.gateway.map((g) => `${g.requestsPerSecond} requests/s for ${g.name}`).join(', ')})` : ''},
+and other jobs may have been running on the same two cores (see the load average). What the run is designed for is *comparisons measured side by side in the same
 conditions*: plain client vs this library in alternating rounds, this library vs its
 anchor-style configuration under the same fault at the same instant.`);
 
@@ -309,6 +308,29 @@ ${table(
 
 ![happy path](overhead.svg)`);
   }
+  if (r.overhead && r.micro) {
+    const plainStub = r.micro.find((x) => x.name.startsWith('plain Redis GET'));
+    const oursStub = r.micro.find((x) => x.name.startsWith('failover GET'));
+    const cls = r.micro.find((x) => x.name === 'classifyCommand GET');
+    const sel = r.micro.find((x) => x.name === 'store.select, 3 members');
+    const extraCpu = r.overhead.map(
+      (c) =>
+        `${c.workload} c=${c.concurrency}: +${round(c.failover.cpuUsPerOp - c.plain.cpuUsPerOp)} µs`,
+    );
+    if (plainStub && oursStub && cls && sel) {
+      parts.push(`**Where the difference comes from.** Selection plus classification cost
+${round((cls.nsPerOp + sel.nsPerOp) / 1000)} µs per command (table below): not the issue. With
+\`fetch\` stubbed out, a GET costs ${round(plainStub.nsPerOp / 1000)} µs of CPU through the plain
+client and ${round(oursStub.nsPerOp / 1000)} µs through the failover client; over the network the
+client process spends ${extraCpu.join(', ')} more CPU per operation. That is the requester and
+transport machinery around each attempt: an \`AbortController\` and a timer per attempt (creating
+an \`AbortSignal\` is expensive in Node 20 and showed up among the largest items of a CPU profile
+of the stubbed loop), the race/hedge promise plumbing, the health-store bookkeeping. At
+concurrency 1 it shows as latency (a few percent of a loopback round trip here); at
+concurrency 32 the client process competes for two cores with the gateway and redis-server, so
+client CPU turns directly into throughput.`);
+    }
+  }
   if (r.micro) {
     parts.push(`### Per-command work of the failover layer (no I/O)
 
@@ -339,7 +361,9 @@ ${table(
 Two clients under the same steady traffic (${o.ratePerSecond} requests/s each, every request its
 own request scope: 80 % GET of a seeded key, 20 % INCR of a key used exactly once), running at
 the same time against the same three members, each in its own process (own health store, like
-separate isolates). After ${o.preFaultMs / 1000} s member \`a\` (the active one) is killed with
+separate isolates). After ${o.preFaultMs / 1000} s of traffic (later in further trials, so the fault
+lands at a different phase of the anchor-style client's 5 s health-check cycle) member \`a\`
+(the active one) is killed with
 SIGKILL (redis-server and its gateway: the port refuses connections) or frozen with SIGSTOP
 (redis-server hangs; the gateway accepts and waits); traffic continues for
 ${o.postFaultMs / 1000} s.
@@ -450,7 +474,10 @@ workerd's clock does not move while a module evaluates, so evaluation is measure
 outside: \`new Miniflare()\` → \`ready\` (workerd start-up + compile + module evaluation), then
 the first request (the Redis workers do one GET against a local gateway), then a second (warm)
 request. A new Miniflare per sample, ${r.coldStart[0]!.samples} samples per worker, rotating order.
-Workers: bench/workers/*.ts, bundled like wrangler's default (ESM, not minified).
+Workers: bench/workers/*.ts, bundled like wrangler's default (ESM, not minified). The failover
+worker's first request also starts the isolate's first health refresh (availability probes to
+every member, handed to \`waitUntil\`, not awaited), which competes with the GET for the
+isolate's connections; the second request does not.
 
 ${table(
   [

@@ -90,9 +90,10 @@ async function main(): Promise<void> {
     const trials = quick ? 1 : 2;
     for (const fault of ['kill', 'sigstop'] as const) {
       for (let trial = 1; trial <= trials; trial++) {
+        // Each trial hits a different phase of the anchor-style client's 5 s check cycle.
         const scenario = await runOutage(fault, {
           ratePerSecond: 50,
-          preFaultMs: quick ? 2000 : 3000,
+          preFaultMs: (quick ? 2000 : 3000) + (trial - 1) * 2500,
           postFaultMs: quick ? 10_000 : 14_000,
           log,
         });
