@@ -190,7 +190,11 @@ describe('request-scoped failover', () => {
       await sleep(50);
     }
     expect(redis.activeMember()).toBe('a');
-    expect(switches.map((s) => s.reason)).toEqual(['circuit', 'failback']);
+    // Out by whichever noticed first (the circuit or a background PING), back by failback.
+    expect(switches.map((s) => s.reason)).toEqual([
+      expect.stringMatching(/^(circuit|health-check)$/),
+      'failback',
+    ]);
   });
 
   it('hedged reads take the first answer when the active member is slow', async () => {
