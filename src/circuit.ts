@@ -83,6 +83,16 @@ export function recordSuccess(
   settings: CircuitSettings,
   now: number,
 ): CircuitState {
+  // The common case on the hot path: a closed, quiet circuit and the same bucket as the last
+  // call. Count in place rather than allocate a new state per command.
+  const last = state.buckets[state.buckets.length - 1];
+  if (!state.open && state.consecutiveFailures === 0 && settings.rate && last) {
+    const size = Math.max(1, Math.floor(settings.rate.windowMs / BUCKETS));
+    if (last.start === now - (now % size)) {
+      last.attempts += 1;
+      return state;
+    }
+  }
   return {
     open: false,
     consecutiveFailures: 0,

@@ -431,6 +431,7 @@ class RestTransport implements MemberTransport {
       return failed(error, elapsed());
     };
 
+    const customFetch = this.#fetch;
     try {
       let response: Response;
       try {
@@ -442,11 +443,11 @@ class RestTransport implements MemberTransport {
           // Following would hand the token to another URL, and 301/302 turn POST into GET.
           redirect: 'manual',
         };
-        const customFetch = this.#fetch;
-        response = await untilAborted(
-          customFetch ? customFetch(url, init) : fetch(url, init),
-          controller.signal,
-        );
+        // The runtime's fetch honours the signal (for the body too); only a supplied one might
+        // not, and racing it costs a promise and two listeners per call on the hot path.
+        response = customFetch
+          ? await untilAborted(customFetch(url, init), controller.signal)
+          : await fetch(url, init);
       } catch (err) {
         if (abortedBy !== undefined) return abortedOutcome(err);
         const kind = classifyFetchError(err);
@@ -471,7 +472,9 @@ class RestTransport implements MemberTransport {
 
       let text: string;
       try {
-        text = await untilAborted(response.text(), controller.signal);
+        text = customFetch
+          ? await untilAborted(response.text(), controller.signal)
+          : await response.text();
       } catch (err) {
         if (abortedBy !== undefined) return abortedOutcome(err);
         const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
