@@ -22,6 +22,8 @@ const DEFAULT_DENIED: Record<string, string> = {
   SHUTDOWN: 'server administration',
   FLUSHALL: 'wipes the database',
   FLUSHDB: 'wipes the database',
+  SWAPDB: 'swaps the whole dataset under every client',
+  'FUNCTION FLUSH': 'deletes every library of functions',
   REPLICAOF: 'replication control',
   SLAVEOF: 'replication control',
   FAILOVER: 'replication control',
@@ -81,6 +83,8 @@ const POOL_UNSAFE: Record<string, string> = {
   'CLIENT REPLY': 'would desynchronise replies on a shared backend connection',
   'CLIENT TRACKING': 'changes the state of a shared backend connection',
   'CLIENT CACHING': 'changes the state of a shared backend connection',
+  'CLIENT SETNAME': 'would rename a shared backend connection',
+  'CLIENT SETINFO': 'would relabel a shared backend connection',
 };
 
 /** `client|kill`, `client  kill`, `Client Kill` all name the same rule. */

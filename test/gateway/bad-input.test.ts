@@ -214,6 +214,9 @@ describe('deny-list', () => {
     [['SUBSCRIBE', 'ch'], 'SUBSCRIBE'],
     [['MONITOR'], 'MONITOR'],
     [['WAIT', '1', '0'], 'WAIT'],
+    [['SWAPDB', '0', '1'], 'SWAPDB'],
+    [['FUNCTION', 'FLUSH'], 'FUNCTION FLUSH'],
+    [['CLIENT', 'SETNAME', 'x'], 'CLIENT SETNAME'],
   ])('%j → 403 naming %s', async (command, name) => {
     const reply = await post(gw.url, '/', command);
     expectError(reply, 403, new RegExp(`'${name}'`));
