@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from '@upstash/redis';
 import { build } from 'esbuild';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import { chromiumMissing, launchChromium } from '../support/chromium.js';
 
 /**
  * The core entry in a real browser: `src/index.ts` bundled for the browser (esbuild, ESM), served
@@ -17,8 +17,6 @@ import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js
  * Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium`); without it
  * this suite fails, on purpose: a browser build nobody runs is not tested.
  */
-/** Debian's chromium; `CHROMIUM_PATH` points elsewhere (another distribution, a local build). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ENTRY = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
 let server: Server;
@@ -48,10 +46,8 @@ function requireBrowser(): void {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    missingBrowser = `Chromium not found at ${CHROMIUM}. The browser test needs it: apt-get install -y chromium (Debian), or set CHROMIUM_PATH. It must not be skipped.`;
-    return;
-  }
+  missingBrowser = chromiumMissing();
+  if (missingBrowser) return;
   const bundle = await build({
     entryPoints: [ENTRY],
     bundle: true,
@@ -77,19 +73,7 @@ beforeAll(async () => {
 
   cluster = await startLocalCluster({ members: 2, gateway: { corsOrigins: [origin] } });
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
   page.on('pageerror', (error) => pageErrors.push(String(error)));
   await page.goto(`${origin}/`);

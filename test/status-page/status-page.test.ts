@@ -1,37 +1,23 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Miniflare } from 'miniflare';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
 import { startSampleWorker } from '../../workers/sample/miniflare.js';
+import { launchChromium } from '../support/chromium.js';
 
 /**
  * The sample worker's HTML status page in real headless Chromium, served by the worker in
  * real workerd, against real members: it renders every member and follows a failover.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 let cluster: LocalCluster;
 let mf: Miniflare;
 let browser: Browser;
 let pageUrl: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: run \`bash scripts/setup.sh\` (apt-get install chromium)`,
-    );
-  }
+  // Fails (not skips) when Chromium is missing: the first thing it does.
+  browser = await launchChromium();
   cluster = await startLocalCluster({ members: 3 });
   mf = await startSampleWorker({
     members: cluster.members,
@@ -43,7 +29,6 @@ beforeAll(async () => {
     },
   });
   pageUrl = (await mf.ready).href;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 
 afterAll(async () => {
