@@ -3,16 +3,5 @@
 # the tests need, then the locked npm dependencies. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEBIAN_FRONTEND=noninteractive
-
-need_apt=()
-# Members of the local Active-Active cluster are real redis-server processes.
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-# Browser tests drive Debian's chromium through playwright-core (no browser downloads).
-[ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-dejavu-core)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-fi
-
+bash scripts/system-packages.sh
 npm ci --no-audit --no-fund
