@@ -224,14 +224,17 @@ async function main(): Promise<number> {
         '503': `${victim}: availability 503 no_quorum`,
         lag: `${victim}: availability 503 no_quorum`,
       };
+      // Marked when the fault starts: the worker may switch before the kill call returns.
+      const faultAt = Date.now();
       if (plan.fault === 'kill') await activeCluster.kill(victim);
       else if (plan.fault === 'hang') await activeCluster.pause(victim);
       else await activeCluster.setAvailability(victim, { status: 503, errorCode: 'no_quorum' });
-      recorder.mark({ at: Date.now(), label: faultLabel[plan.fault], kind: 'fault' });
+      recorder.mark({ at: faultAt, label: faultLabel[plan.fault], kind: 'fault' });
       state.phase = `fault: ${faultLabel[plan.fault]}`;
       event(`fault injected: ${faultLabel[plan.fault]}`);
 
       await sleep(startedAt + steps.restore - Date.now());
+      const restoreAt = Date.now();
       if (plan.fault === 'kill') await activeCluster.restart(victim);
       else if (plan.fault === 'hang') await activeCluster.resume(victim);
       else if (plan.fault === 'lag') {
@@ -240,7 +243,7 @@ async function main(): Promise<number> {
       } else await activeCluster.setAvailability(victim, null);
       const restoreLabel =
         plan.fault === 'lag' ? `${victim} back, lagging 10 s` : `${victim} restored`;
-      recorder.mark({ at: Date.now(), label: restoreLabel, kind: 'restore' });
+      recorder.mark({ at: restoreAt, label: restoreLabel, kind: 'restore' });
       state.phase = `${restoreLabel}; failback after ${graceMs} ms healthy${plan.fault === 'lag' ? ' and in sync' : ''}`;
       event(restoreLabel);
 
@@ -285,7 +288,8 @@ async function main(): Promise<number> {
 }
 
 function printSummary(s: Summary, plan: Plan): void {
-  const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${(v / 1000).toFixed(1)} s`);
+  const ms = (v: number | undefined) =>
+    v === undefined ? 'n/a' : v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`;
   const rows: Array<[string, string]> = [
     ['requests', String(s.requests)],
     ['reads / failed reads', `${s.reads} / ${s.failedReads}`],
