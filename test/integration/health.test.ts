@@ -118,6 +118,32 @@ describe('availability API', () => {
     expect(switches.map((s) => s.reason)).toEqual(['health-check', 'failback']);
   });
 
+  it('local: true asks the node-local endpoint API and keeps its error_code', async () => {
+    const members = cluster.members.map((m) => ({
+      ...m,
+      availability: { ...m.availability, local: true },
+    }));
+    const urls: string[] = [];
+    const recording: typeof fetch = (input, init) => {
+      urls.push(String(input));
+      return fetch(input, init);
+    };
+    const { redis } = client({ fetch: recording }, members);
+    expect((await redis.refreshAll()).members.every((m) => m.statusReason === 'available')).toBe(
+      true,
+    );
+    const asked = urls.filter((u) => u.includes('/availability'));
+    expect(asked.length).toBe(3);
+    expect(asked.every((u) => u.includes('/v1/local/bdbs/1/endpoint/availability?'))).toBe(true);
+    await cluster.setAvailability('a', { status: 503, errorCode: 'bdb_endpoint_unavailable' });
+    const snap = await redis.refreshAll();
+    expect(snap.members.find((m) => m.name === 'a')).toMatchObject({
+      status: 'unhealthy',
+      statusReason: 'bdb_endpoint_unavailable',
+    });
+    expect(snap.active).toBe('b');
+  });
+
   it('discovers the database uid by host when none is configured', async () => {
     const members = cluster.members.map(({ availability: { bdbUid: _, ...rest }, ...m }) => ({
       ...m,
