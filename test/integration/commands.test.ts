@@ -163,6 +163,26 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(failover.snapshot().members.find((m) => m.name === 'a')?.consecutiveFailures).toBe(0);
   });
 
+  it('auto-pipelining (opt-in) batches commands of one tick into one /pipeline request', async () => {
+    const sent: Array<{ url: string; body: string }> = [];
+    const recording: typeof fetch = (input, init) => {
+      sent.push({ url: String(input), body: String(init?.body) });
+      return fetch(input, init);
+    };
+    const batched = createFailoverRedis({ members, enableAutoPipelining: true, fetch: recording });
+    await batched.set('cmd:auto:1', 'one');
+    sent.length = 0;
+    const [one, missing, two] = await Promise.all([
+      batched.get('cmd:auto:1'),
+      batched.get('cmd:auto:none'),
+      batched.get('cmd:auto:1'),
+    ]);
+    expect([one, missing, two]).toEqual(['one', null, 'one']);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.url).toMatch(/\/pipeline$/);
+    expect(JSON.parse(sent[0]!.body)).toHaveLength(3);
+  });
+
   it('is accepted by @upstash/ratelimit', async () => {
     const limiter = new Ratelimit({
       redis: failover,
