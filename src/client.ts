@@ -164,11 +164,8 @@ export class FailoverRedis extends Redis {
     const from = store.active;
     store.forced = until > now ? { name, until } : undefined;
     if (from === name) return;
-    store.active = name;
-    store.activeSince = now;
-    const event = { from, to: name, reason: 'forced' as const, at: now };
-    store.switches.push(event);
-    core.emitter.emit('switch', event);
+    const event = store.setActive(name, 'forced', now);
+    if (event) core.emitter.emit('switch', { ...event });
   }
 }
 

@@ -97,8 +97,9 @@ export class FailoverCore {
   /** Runs selection and emits a `switch` event when the active member changed. */
   select(hints: RequestHints | undefined) {
     const o = this.options;
-    const selection = this.store.select(hints, o.proximity, o.circuit.gracePeriodMs, this.now());
-    if (selection.switched) this.emitter.emit('switch', { ...selection.switched, at: this.now() });
+    const now = this.now();
+    const selection = this.store.select(hints, o.proximity, o.circuit.gracePeriodMs, now);
+    if (selection.switched) this.emitter.emit('switch', { ...selection.switched, at: now });
     return selection;
   }
 

@@ -167,14 +167,28 @@ export class HealthStore {
     if (this.forced && now >= this.forced.until) this.forced = undefined;
     const selection = selectMembers(this.selectionInput(hints, proximity, gracePeriodMs, now));
     if (selection.active !== this.active) {
-      this.active = selection.active;
-      this.activeSince = now;
-      if (selection.switched) {
-        this.switches.push({ ...selection.switched, at: now });
-        if (this.switches.length > SWITCH_HISTORY) this.switches.shift();
-      }
+      this.setActive(selection.active, selection.switched?.reason, now);
     }
     return selection;
+  }
+
+  /**
+   * Makes `name` the active member. With a reason the change is a switch: kept in the recent
+   * history (bounded) and returned for the `switch` event; the first choice has no reason.
+   */
+  setActive(
+    name: string | undefined,
+    reason: SwitchEvent['reason'] | undefined,
+    now: number,
+  ): SwitchEvent | undefined {
+    const from = this.active;
+    this.active = name;
+    this.activeSince = now;
+    if (name === undefined || reason === undefined) return undefined;
+    const event: SwitchEvent = { from, to: name, reason, at: now };
+    this.switches.push(event);
+    if (this.switches.length > SWITCH_HISTORY) this.switches.shift();
+    return event;
   }
 
   private setStatus(
