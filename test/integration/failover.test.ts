@@ -1,5 +1,5 @@
 import { Redis } from '@upstash/redis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AllMembersFailedError,
   AmbiguousWriteError,
@@ -7,33 +7,22 @@ import {
   type FailoverOptions,
   type FailureEvent,
   MemberConfigError,
-  resetHealthStores,
   type SwitchEvent,
 } from '../../src/index.js';
-import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import type { LocalCluster } from '../../src/testing/index.js';
+import { useOwnCluster } from '../support/own-cluster.js';
 
 /**
  * Request-scoped failover against real members: redis-server processes behind real gateways,
  * killed with SIGKILL, hung with SIGSTOP. This suite owns its cluster (it breaks members).
  */
 let cluster: LocalCluster;
-
-beforeAll(async () => {
-  cluster = await startLocalCluster({ members: 3 });
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
-beforeEach(() => {
-  // Each test starts from a cold isolate: no health learned by the previous one.
-  resetHealthStores();
-});
-afterEach(async () => {
-  for (const m of cluster.members) {
-    await cluster.resume(m.name).catch(() => {});
-    await cluster.restart(m.name).catch(() => {});
-  }
-});
+useOwnCluster(
+  (c) => {
+    cluster = c;
+  },
+  { heal: true },
+);
 
 function plainOn(name: string): Redis {
   const m = cluster.members.find((x) => x.name === name)!;

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createFailoverRedis,
   type FailoverOptions,
@@ -9,29 +9,20 @@ import {
   type SharedHealth,
   type SwitchEvent,
 } from '../../src/index.js';
-import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import type { LocalCluster } from '../../src/testing/index.js';
+import { useOwnCluster } from '../support/own-cluster.js';
 
 /**
  * Health from the availability API (the gateway's emulation of Redis Software's) and from
  * REST PING, against real members. This suite owns its cluster: it injects faults.
  */
 let cluster: LocalCluster;
-
-beforeAll(async () => {
-  cluster = await startLocalCluster({ members: 3 });
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
-beforeEach(() => resetHealthStores());
-afterEach(async () => {
-  for (const m of cluster.members) {
-    await cluster.resume(m.name).catch(() => {});
-    await cluster.restart(m.name).catch(() => {});
-    await cluster.setAvailability(m.name, null);
-    await cluster.setLag(m.name, 0);
-  }
-});
+useOwnCluster(
+  (c) => {
+    cluster = c;
+  },
+  { heal: true },
+);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

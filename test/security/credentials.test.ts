@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createFailoverRedis, type MemberConfig, resetHealthStores } from '../../src/index.js';
-import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { createFailoverRedis, type MemberConfig } from '../../src/index.js';
+import type { LocalCluster } from '../../src/testing/index.js';
+import { useOwnCluster } from '../support/own-cluster.js';
 import { basic, type RecordedRequest, recordingFetch } from './helpers.js';
 
 /**
@@ -12,15 +13,8 @@ import { basic, type RecordedRequest, recordingFetch } from './helpers.js';
  * path tells them apart: `/v1/...` is the availability API.
  */
 let cluster: LocalCluster;
-
-beforeAll(async () => {
-  cluster = await startLocalCluster({ members: 3 });
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
-beforeEach(() => {
-  resetHealthStores();
+useOwnCluster((c) => {
+  cluster = c;
 });
 
 function memberOf(url: URL): LocalMember {
