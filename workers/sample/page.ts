@@ -43,7 +43,7 @@ const SCRIPT = `
       tr.append(el('td', m.weight, 'num'));
       const status = el('td'); status.append(el('span', m.status, 'pill ' + m.status)); tr.append(status);
       const circuit = el('td'); circuit.append(el('span', m.circuit, 'pill ' + m.circuit)); tr.append(circuit);
-      tr.append(el('td', m.lagging ? 'lagging' : 'in sync'));
+      tr.append(el('td', m.lagging ? 'lagging' : ''));
       tr.append(el('td', ms(m.latencyEwmaMs), 'num'));
       tr.append(el('td', ago(m.checkedAt, s.at)));
       tr.append(el('td', m.lastError ? m.lastError.kind + ': ' + m.lastError.message : ''));
