@@ -135,17 +135,25 @@ export interface OverheadOptions {
   log: (line: string) => void;
 }
 
+/**
+ * The plain client, configured like with like: the failover client does not auto-pipeline by
+ * default and its requester sends no telemetry headers, so neither does this one.
+ */
+function plainLikeOurs(member: { url: string; token: string }): Redis {
+  return new Redis({
+    url: member.url,
+    token: member.token,
+    enableAutoPipelining: false,
+    enableTelemetry: false,
+  });
+}
+
 export async function runOverhead(
   cluster: MemberGroup,
   options: OverheadOptions,
 ): Promise<OverheadCase[]> {
   const a = cluster.member('a');
-  const plain = new Redis({
-    url: a.url,
-    token: a.token,
-    enableAutoPipelining: false,
-    enableTelemetry: false,
-  });
+  const plain = plainLikeOurs(a);
   resetHealthStores();
   const failover = createFailoverRedis({ members: cluster.members });
 
@@ -304,12 +312,7 @@ export async function runMicro(members: MemberGroup['members']): Promise<MicroRe
     })) as typeof fetch;
   try {
     const a = members.find((m) => m.name === 'a')!;
-    const plain = new Redis({
-      url: a.url,
-      token: a.token,
-      enableAutoPipelining: false,
-      enableTelemetry: false,
-    });
+    const plain = plainLikeOurs(a);
     resetHealthStores();
     const failover = createFailoverRedis({ members, health: { enabled: false } });
     results.push(await timeAsync('plain Redis GET, stubbed fetch', 20_000, () => plain.get('k')));
