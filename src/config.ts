@@ -190,68 +190,124 @@ export const DEFAULTS = {
   },
 } as const;
 
-function isLoopback(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+/*
+ * Validation. Each rule and each message lives once, in the helpers below, and groups of
+ * numeric options are read in a loop over their DEFAULTS: the client bundle has a 10 KB gzip
+ * budget. No message echoes the rejected value, so a token in the wrong option is never logged.
+ */
+
+/** Every message says what the option must be. */
+function mustBe(field: string, expected: string): never {
+  throw new ConfigError(field, `must be ${expected}`);
 }
 
-function positiveNumber(field: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(field, `must be a positive number, got ${describe(value)}`);
+/** Any non-null object (arrays included, as they always were). */
+function obj<T>(field: string, value: unknown): T {
+  if (typeof value !== 'object' || value === null) mustBe(field, 'an object');
+  return value as T;
+}
+
+/** A string, non-empty unless `empty` is set. */
+function str(field: string, value: unknown, empty = false): string {
+  if (typeof value !== 'string' || !(empty || value)) {
+    mustBe(field, empty ? 'a string' : 'a non-empty string');
   }
   return value;
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return 'a string';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'number' ? String(value) : typeof value;
+/** The kinds of number an option can be; each name is also what its error message says. */
+const NUMBER_RULES = {
+  'positive number': (n: number) => n > 0,
+  'positive integer': (n: number) => n > 0 && Number.isInteger(n),
+  'number >= 0': (n: number) => n >= 0,
+  'number in (0, 1]': (n: number) => n > 0 && n <= 1,
+  'number in [0, 1)': (n: number) => n >= 0 && n < 1,
+};
+type NumberRule = keyof typeof NUMBER_RULES;
+
+/** A finite number following `rule`, or `fallback` when the option is absent. */
+function num<F extends number | undefined>(
+  field: string,
+  value: unknown,
+  fallback: F,
+  rule: NumberRule = 'positive number',
+): number | F {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || !NUMBER_RULES[rule](value as number)) mustBe(field, `a ${rule}`);
+  return (value as number) || 0; // -0 is returned as 0
 }
 
+/**
+ * A group of numeric options in one loop: each key of `defaults` is read from `input`, checked
+ * (a positive number unless `rules` says otherwise) and named `${path}${key}` in errors.
+ */
+function numbers<D extends Record<string, number | undefined>>(
+  path: string,
+  input: object,
+  defaults: D,
+  rules: { [K in keyof D]?: NumberRule } = {},
+): { [K in keyof D]: number | D[K] } {
+  const out: Record<string, number | undefined> = {};
+  for (const key in defaults) {
+    out[key] = num(path + key, (input as D)[key], defaults[key], rules[key]);
+  }
+  return out as { [K in keyof D]: number | D[K] };
+}
+
+/** One of `allowed`; absent means `fallback`, the first allowed value unless given. */
+function oneOf<T extends string>(
+  field: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T = allowed[0]!,
+): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) mustBe(field, `one of '${allowed.join("', '")}'`);
+  return value as T;
+}
+
+const LOOPBACK = /^(localhost|\[::1\]|127(\.\d+){3})$/;
+
 export function validateUrl(field: string, value: unknown, allowInsecureHttp: boolean): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ConfigError(field, 'must be a non-empty URL string');
-  }
-  let url: URL;
+  let url: URL | undefined;
   try {
-    url = new URL(value);
+    url = new URL(value as string);
   } catch {
-    throw new ConfigError(field, 'is not a valid URL');
+    // not a URL: reported below, with every other way a URL can be wrong
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ConfigError(field, `must use https:// (got ${url.protocol})`);
-  }
-  // A URL is shown in snapshots and is part of the shared-health key: no secrets in it.
-  if (url.username || url.password || url.searchParams.has('_token')) {
-    throw new ConfigError(field, 'must not contain credentials; use the token option');
-  }
-  if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopback(url.hostname)) {
-    throw new ConfigError(
+  // No credentials: a URL is shown in snapshots and is part of the shared-health key.
+  // Plain http only to this machine (a local gateway), unless explicitly allowed.
+  if (
+    typeof value !== 'string' ||
+    !url ||
+    url.username ||
+    url.password ||
+    url.searchParams.has('_token') ||
+    (url.protocol !== 'https:' &&
+      (url.protocol !== 'http:' || !(allowInsecureHttp || LOOPBACK.test(url.hostname))))
+  ) {
+    mustBe(
       field,
-      'uses http:// to a non-loopback host; use https:// or set allowInsecureHttp',
+      'an https:// URL without credentials (http:// only to loopback or with allowInsecureHttp)',
     );
   }
   return value.replace(/\/+$/, '');
 }
 
-function validateLocation(field: string, value: unknown): MemberLocation | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null)
-    throw new ConfigError(field, 'must be an object');
-  const loc = value as MemberLocation;
-  if (loc.lat !== undefined && (typeof loc.lat !== 'number' || Math.abs(loc.lat) > 90)) {
-    throw new ConfigError(`${field}.lat`, 'must be a latitude between -90 and 90');
+function validateLocation(field: string, value: unknown): MemberLocation {
+  const loc = obj<MemberLocation>(field, value);
+  for (const [key, max] of [
+    ['lat', 90],
+    ['lon', 180],
+  ] as const) {
+    const v = loc[key];
+    if (v !== undefined && (typeof v !== 'number' || Math.abs(v) > max)) {
+      mustBe(`${field}.${key}`, `a number between -${max} and ${max}`);
+    }
   }
-  if (loc.lon !== undefined && (typeof loc.lon !== 'number' || Math.abs(loc.lon) > 180)) {
-    throw new ConfigError(`${field}.lon`, 'must be a longitude between -180 and 180');
-  }
-  if (
-    loc.colos !== undefined &&
-    (!Array.isArray(loc.colos) || loc.colos.some((c) => typeof c !== 'string'))
-  ) {
-    throw new ConfigError(`${field}.colos`, 'must be an array of strings');
+  const colos: unknown = loc.colos;
+  if (colos !== undefined && !(Array.isArray(colos) && colos.every((c) => typeof c === 'string'))) {
+    mustBe(`${field}.colos`, 'an array of strings');
   }
   return loc;
 }
@@ -260,28 +316,16 @@ function validateAvailability(
   field: string,
   value: unknown,
   allowInsecureHttp: boolean,
-): AvailabilityConfig | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null)
-    throw new ConfigError(field, 'must be an object');
-  const a = value as AvailabilityConfig;
+): AvailabilityConfig {
+  const a = obj<AvailabilityConfig>(field, value);
   const url = validateUrl(`${field}.url`, a.url, allowInsecureHttp);
-  if (typeof a.username !== 'string' || a.username.length === 0) {
-    throw new ConfigError(`${field}.username`, 'must be a non-empty string');
-  }
-  if (typeof a.password !== 'string')
-    throw new ConfigError(`${field}.password`, 'must be a string');
-  if (a.bdbUid !== undefined && (!Number.isInteger(a.bdbUid) || a.bdbUid <= 0)) {
-    throw new ConfigError(`${field}.bdbUid`, 'must be a positive integer');
-  }
+  str(`${field}.username`, a.username);
+  str(`${field}.password`, a.password, true);
+  num(`${field}.bdbUid`, a.bdbUid, undefined, 'positive integer');
   return {
     ...a,
     url,
-    lagToleranceMs: positiveNumber(
-      `${field}.lagToleranceMs`,
-      a.lagToleranceMs,
-      DEFAULTS.lagToleranceMs,
-    ),
+    lagToleranceMs: num(`${field}.lagToleranceMs`, a.lagToleranceMs, DEFAULTS.lagToleranceMs),
   };
 }
 
@@ -290,204 +334,126 @@ export function validateMember(
   value: unknown,
   allowInsecureHttp: boolean,
 ): ResolvedMember {
-  if (typeof value !== 'object' || value === null)
-    throw new ConfigError(field, 'must be an object');
-  const m = value as MemberConfig;
-  if (typeof m.name !== 'string' || m.name.length === 0) {
-    throw new ConfigError(`${field}.name`, 'must be a non-empty string');
-  }
-  const at = `${field} ("${m.name}")`;
-  if (typeof m.token !== 'string' || m.token.length === 0) {
-    throw new ConfigError(`${at}.token`, 'must be a non-empty string');
-  }
+  const m = obj<MemberConfig>(field, value);
+  const name = str(`${field}.name`, m.name);
+  // From here on errors name the member, which helps with several; never its token.
+  const at = `${field} ("${name}")`;
+  const token = str(`${at}.token`, m.token);
   const member: ResolvedMember = {
-    name: m.name,
+    name,
     url: validateUrl(`${at}.url`, m.url, allowInsecureHttp),
-    token: m.token,
-    weight: positiveNumber(`${at}.weight`, m.weight, DEFAULTS.weight),
+    token,
+    weight: num(`${at}.weight`, m.weight, DEFAULTS.weight),
   };
-  const location = validateLocation(`${at}.location`, m.location);
-  if (location) member.location = location;
-  const availability = validateAvailability(
-    `${at}.availability`,
-    m.availability,
-    allowInsecureHttp,
-  );
-  if (availability) member.availability = availability;
+  if (m.location !== undefined) member.location = validateLocation(`${at}.location`, m.location);
+  if (m.availability !== undefined) {
+    member.availability = validateAvailability(
+      `${at}.availability`,
+      m.availability,
+      allowInsecureHttp,
+    );
+  }
   return member;
 }
 
-function resolveCircuit(options: FailoverOptions, gracePeriodMs: number): CircuitSettings {
-  const c = options.circuit ?? {};
-  if (typeof c !== 'object') throw new ConfigError('circuit', 'must be an object');
-  const consecutive =
-    c.consecutiveFailures === false
-      ? false
-      : {
-          threshold: positiveNumber(
-            'circuit.consecutiveFailures',
-            c.consecutiveFailures,
-            DEFAULTS.consecutiveFailures,
-          ),
-        };
-  let rate: CircuitSettings['rate'] = false;
-  if (c.failureRate !== false) {
-    const r = c.failureRate ?? {};
-    const threshold = positiveNumber(
-      'circuit.failureRate.threshold',
-      r.threshold,
-      DEFAULTS.failureRate.threshold,
-    );
-    if (threshold > 1) throw new ConfigError('circuit.failureRate.threshold', 'must be at most 1');
-    rate = {
-      threshold,
-      minimumFailures: positiveNumber(
-        'circuit.failureRate.minimumFailures',
-        r.minimumFailures,
-        DEFAULTS.failureRate.minimumFailures,
+function resolveCircuit(value: unknown, gracePeriodMs: number): CircuitSettings {
+  const c = obj<CircuitOptions>('circuit', value ?? {});
+  return {
+    consecutive: c.consecutiveFailures !== false && {
+      threshold: num(
+        'circuit.consecutiveFailures',
+        c.consecutiveFailures,
+        DEFAULTS.consecutiveFailures,
       ),
-      windowMs: positiveNumber(
-        'circuit.failureRate.windowMs',
-        r.windowMs,
-        DEFAULTS.failureRate.windowMs,
-      ),
-    };
-  }
-  return { consecutive, rate, gracePeriodMs };
-}
-
-function oneOf<T extends string>(
-  field: string,
-  value: unknown,
-  allowed: readonly T[],
-  fallback: T,
-): T {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !allowed.includes(value as T)) {
-    throw new ConfigError(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
-  }
-  return value as T;
+    },
+    // Not checked to be an object (it never was): a non-object just has no settings in it.
+    rate:
+      c.failureRate !== false &&
+      numbers('circuit.failureRate.', c.failureRate || {}, DEFAULTS.failureRate, {
+        threshold: 'number in (0, 1]',
+      }),
+    gracePeriodMs,
+  };
 }
 
 function resolveHealth(value: unknown): ResolvedHealthOptions {
-  const h = (value ?? {}) as HealthOptions;
-  if (typeof h !== 'object' || h === null) throw new ConfigError('health', 'must be an object');
-  const d = DEFAULTS.health;
-  const probes = positiveNumber('health.probes', h.probes, d.probes);
-  if (!Number.isInteger(probes)) throw new ConfigError('health.probes', 'must be a whole number');
-  const probeDelayMs =
-    h.probeDelayMs === 0
-      ? 0
-      : positiveNumber('health.probeDelayMs', h.probeDelayMs, d.probeDelayMs);
-  const probeTimeoutMs = positiveNumber(
-    'health.probeTimeoutMs',
-    h.probeTimeoutMs,
-    d.probeTimeoutMs,
-  );
-  const jitter = h.jitter === 0 ? 0 : positiveNumber('health.jitter', h.jitter, d.jitter);
-  if (jitter >= 1) throw new ConfigError('health.jitter', 'must be below 1');
-  const probe =
-    typeof h.probe === 'function'
-      ? h.probe
-      : oneOf('health.probe', h.probe, ['auto', 'ping', 'availability'] as const, 'auto');
-  let initialization: ResolvedHealthOptions['initialization'];
-  if (h.initialization !== undefined) {
-    const i = h.initialization;
-    if (typeof i !== 'object' || i === null) {
-      throw new ConfigError('health.initialization', 'must be an object');
-    }
-    initialization = {
-      policy: oneOf(
-        'health.initialization.policy',
-        i.policy,
-        ['one', 'majority', 'all'] as const,
-        'one',
-      ),
-      timeoutMs: positiveNumber('health.initialization.timeoutMs', i.timeoutMs, 1000),
-    };
-  }
+  const h = obj<HealthOptions>('health', value ?? {});
+  // Every health default but `policy` is a number.
+  const { policy, ...numeric } = DEFAULTS.health;
+  const n = numbers('health.', h, numeric, {
+    probes: 'positive integer',
+    probeDelayMs: 'number >= 0',
+    jitter: 'number in [0, 1)',
+  });
+  const { cache, initialization: init } = h;
   if (
-    h.cache !== undefined &&
-    (typeof h.cache !== 'object' ||
-      typeof h.cache.get !== 'function' ||
-      typeof h.cache.put !== 'function')
+    cache !== undefined &&
+    (typeof cache?.get !== 'function' || typeof cache.put !== 'function')
   ) {
-    throw new ConfigError('health.cache', 'must have get(key) and put(key, value)');
+    mustBe('health.cache', 'an object with get(key) and put(key, value)');
   }
   return {
+    ...n,
     enabled: h.enabled !== false,
-    intervalMs: positiveNumber('health.intervalMs', h.intervalMs, d.intervalMs),
-    probes,
-    probeDelayMs,
-    probeTimeoutMs,
-    policy: oneOf('health.policy', h.policy, ['all', 'majority', 'any'] as const, d.policy),
-    probe,
-    onSourceUnreachable: oneOf(
-      'health.onSourceUnreachable',
-      h.onSourceUnreachable,
-      ['ping', 'unhealthy'] as const,
+    policy: oneOf('health.policy', h.policy, ['all', 'majority', 'any'] as const, policy),
+    probe:
+      typeof h.probe === 'function'
+        ? h.probe
+        : oneOf('health.probe', h.probe, ['auto', 'ping', 'availability'] as const),
+    onSourceUnreachable: oneOf('health.onSourceUnreachable', h.onSourceUnreachable, [
       'ping',
-    ),
-    jitter,
-    initialization,
-    cache: h.cache,
-    sharedMaxAgeMs: positiveNumber('health.sharedMaxAgeMs', h.sharedMaxAgeMs, d.sharedMaxAgeMs),
-    sharedColdStartWaitMs: positiveNumber(
-      'health.sharedColdStartWaitMs',
-      h.sharedColdStartWaitMs,
-      d.sharedColdStartWaitMs,
-    ),
-    staleRefreshMs: 2 * probes * (probeTimeoutMs + probeDelayMs) + 2 * probeTimeoutMs,
+      'unhealthy',
+    ] as const),
+    initialization:
+      init === undefined
+        ? undefined
+        : {
+            policy: oneOf(
+              'health.initialization.policy',
+              obj<typeof init>('health.initialization', init).policy,
+              ['one', 'majority', 'all'] as const,
+            ),
+            timeoutMs: num('health.initialization.timeoutMs', init.timeoutMs, 1000),
+          },
+    cache,
+    staleRefreshMs: 2 * n.probes * (n.probeTimeoutMs + n.probeDelayMs) + 2 * n.probeTimeoutMs,
   };
 }
 
 export function resolveOptions(options: FailoverOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('options', 'must be an object');
+  const o = obj<FailoverOptions>('options', options);
+  const allowInsecureHttp = o.allowInsecureHttp === true;
+  if (!Array.isArray(o.members) || o.members.length === 0) {
+    mustBe('members', 'a non-empty array');
   }
-  const allowInsecureHttp = options.allowInsecureHttp === true;
-  if (!Array.isArray(options.members) || options.members.length === 0) {
-    throw new ConfigError('members', 'must be a non-empty array');
-  }
-  const members = options.members.map((m, i) =>
-    validateMember(`members[${i}]`, m, allowInsecureHttp),
-  );
+  const members = o.members.map((m, i) => validateMember(`members[${i}]`, m, allowInsecureHttp));
   const seen = new Set<string>();
   members.forEach((m, i) => {
+    // Worded like addMember's refusal of a taken name.
     if (seen.has(m.name)) throw new ConfigError(`members[${i}].name`, `duplicate name "${m.name}"`);
     seen.add(m.name);
   });
-  const gracePeriodMs = positiveNumber(
-    'gracePeriodMs',
-    options.gracePeriodMs,
-    DEFAULTS.gracePeriodMs,
-  );
-  const timeoutMs = positiveNumber('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs);
-  const deadlineMs = positiveNumber('deadlineMs', options.deadlineMs, DEFAULTS.deadlineMs);
-  const hedgeAfterMs =
-    options.hedgeAfterMs === undefined
-      ? undefined
-      : positiveNumber('hedgeAfterMs', options.hedgeAfterMs, 0);
-  if (options.fetch !== undefined && typeof options.fetch !== 'function') {
-    throw new ConfigError('fetch', 'must be a function');
-  }
-  if (options.now !== undefined && typeof options.now !== 'function') {
-    throw new ConfigError('now', 'must be a function');
+  const { gracePeriodMs, ...times } = numbers('', o, {
+    gracePeriodMs: DEFAULTS.gracePeriodMs,
+    timeoutMs: DEFAULTS.timeoutMs,
+    deadlineMs: DEFAULTS.deadlineMs,
+    hedgeAfterMs: undefined,
+  });
+  for (const key of ['fetch', 'now'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'function') mustBe(key, 'a function');
   }
   return {
     members,
-    timeoutMs,
-    deadlineMs,
-    hedgeAfterMs,
-    retryAmbiguousWrites: options.retryAmbiguousWrites === true,
-    requestFailover: options.requestFailover !== false,
-    circuit: resolveCircuit(options, gracePeriodMs),
-    health: resolveHealth(options.health),
-    proximity: options.proximity === true,
+    ...times,
+    retryAmbiguousWrites: o.retryAmbiguousWrites === true,
+    requestFailover: o.requestFailover !== false,
+    circuit: resolveCircuit(o.circuit, gracePeriodMs),
+    health: resolveHealth(o.health),
+    proximity: o.proximity === true,
     allowInsecureHttp,
-    readYourWrites: options.readYourWrites !== false,
-    enableAutoPipelining: options.enableAutoPipelining === true,
-    fetch: options.fetch,
-    now: options.now ?? Date.now,
+    readYourWrites: o.readYourWrites !== false,
+    enableAutoPipelining: o.enableAutoPipelining === true,
+    fetch: o.fetch,
+    now: o.now ?? Date.now,
   };
 }

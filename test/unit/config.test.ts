@@ -33,6 +33,65 @@ describe('resolveOptions', () => {
     expect(o.hedgeAfterMs).toBeUndefined();
   });
 
+  it('fills circuit and health defaults from DEFAULTS', () => {
+    const o = resolveOptions({ members: [member()] });
+    expect(o.circuit.rate).toEqual(DEFAULTS.failureRate);
+    const { policy, ...numbers } = DEFAULTS.health;
+    expect(o.health).toMatchObject({ ...numbers, policy, enabled: true, probe: 'auto' });
+    expect(o.health.onSourceUnreachable).toBe('ping');
+    expect(o.health.initialization).toBeUndefined();
+    expect(o.health.staleRefreshMs).toBe(2 * 1 * (1000 + 500) + 2 * 1000);
+    expect(Object.keys(o).sort()).toEqual(
+      [
+        'members',
+        'timeoutMs',
+        'deadlineMs',
+        'hedgeAfterMs',
+        'retryAmbiguousWrites',
+        'requestFailover',
+        'circuit',
+        'health',
+        'proximity',
+        'allowInsecureHttp',
+        'readYourWrites',
+        'enableAutoPipelining',
+        'fetch',
+        'now',
+      ].sort(),
+    );
+  });
+
+  it('keeps the values given, including the edges each rule allows', () => {
+    const o = resolveOptions({
+      members: [member({ weight: 2.5 })],
+      hedgeAfterMs: 30,
+      circuit: { consecutiveFailures: false, failureRate: { threshold: 1 } },
+      health: {
+        probes: 3,
+        probeDelayMs: -0,
+        jitter: 0,
+        policy: 'majority',
+        initialization: { policy: 'all', timeoutMs: 200 },
+      },
+    });
+    expect(o.members[0]!.weight).toBe(2.5);
+    expect(o.hedgeAfterMs).toBe(30);
+    expect(o.circuit.consecutive).toBe(false);
+    expect(o.circuit.rate).toEqual({ ...DEFAULTS.failureRate, threshold: 1 });
+    expect(o.health.probeDelayMs).toBe(0);
+    expect(o.health.jitter).toBe(0);
+    expect(o.health.policy).toBe('majority');
+    expect(o.health.initialization).toEqual({ policy: 'all', timeoutMs: 200 });
+    expect(o.health.staleRefreshMs).toBe(2 * 3 * 1000 + 2 * 1000);
+    expect(
+      resolveOptions({ members: [member()], health: { initialization: {} as never } }).health
+        .initialization,
+    ).toEqual({ policy: 'one', timeoutMs: 1000 });
+    expect(
+      resolveOptions({ members: [member()], circuit: { failureRate: false } }).circuit.rate,
+    ).toBe(false);
+  });
+
   it('strips a trailing slash from member URLs', () => {
     expect(
       resolveOptions({ members: [member({ url: 'https://a.example.com/' })] }).members[0]!.url,
@@ -79,6 +138,77 @@ describe('resolveOptions', () => {
     ).toBe('members[0] ("a").availability.username');
   });
 
+  it('names nested fields and says what each must be', () => {
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ health: { probes: 1.5 } }, 'health.probes', /must be a positive integer/],
+      [{ health: { probeDelayMs: -1 } }, 'health.probeDelayMs', /must be a number >= 0/],
+      [{ health: { jitter: 1 } }, 'health.jitter', /must be a number in \[0, 1\)/],
+      [{ health: { intervalMs: '5' } }, 'health.intervalMs', /must be a positive number$/],
+      [{ health: { policy: 'some' } }, 'health.policy', /must be one of 'all', 'majority', 'any'/],
+      [{ health: { probe: 'http' } }, 'health.probe', /one of 'auto', 'ping', 'availability'/],
+      [{ health: { onSourceUnreachable: 'x' } }, 'health.onSourceUnreachable', /'unhealthy'/],
+      [{ health: { initialization: 5 } }, 'health.initialization', /must be an object/],
+      [
+        { health: { initialization: { policy: 'any', timeoutMs: 5 } } },
+        'health.initialization.policy',
+        /must be one of 'one', 'majority', 'all'/,
+      ],
+      [{ health: { cache: { get() {} } } }, 'health.cache', /get\(key\) and put\(key, value\)/],
+      [{ health: { cache: null } }, 'health.cache', /get\(key\)/],
+      [{ health: 'on' }, 'health', /must be an object/],
+      [{ circuit: 3 }, 'circuit', /must be an object/],
+      [{ circuit: { consecutiveFailures: 0 } }, 'circuit.consecutiveFailures', /positive/],
+      [
+        { circuit: { failureRate: { threshold: 1.5 } } },
+        'circuit.failureRate.threshold',
+        /must be a number in \(0, 1\]/,
+      ],
+      [{ circuit: { failureRate: { windowMs: -1 } } }, 'circuit.failureRate.windowMs', /positive/],
+      [{ hedgeAfterMs: 0 }, 'hedgeAfterMs', /must be a positive number/],
+      [{ deadlineMs: Number.POSITIVE_INFINITY }, 'deadlineMs', /must be a positive number/],
+      [{ fetch: 'fetch' }, 'fetch', /must be a function/],
+      [{ now: 1 }, 'now', /must be a function/],
+      [{ members: 'a' }, 'members', /must be a non-empty array/],
+      [{ members: [null] }, 'members[0]', /must be an object/],
+      [
+        { members: [member({ location: { lon: -181 } })] },
+        'members[0] ("a").location.lon',
+        /between -180 and 180/,
+      ],
+      [
+        { members: [member({ location: { colos: ['IAD', 1] } })] },
+        'members[0] ("a").location.colos',
+        /an array of strings/,
+      ],
+      [
+        {
+          members: [
+            member({
+              availability: { url: 'https://c', username: 'u', password: 'p', bdbUid: 1.5 },
+            }),
+          ],
+        },
+        'members[0] ("a").availability.bdbUid',
+        /must be a positive integer/,
+      ],
+      [
+        { members: [member({ availability: { url: 'https://c', username: 'u' } })] },
+        'members[0] ("a").availability.password',
+        /must be a string/,
+      ],
+      [{ members: [member({ url: 'ftp://a.example.com' })] }, 'members[0] ("a").url', /https:\/\//],
+    ];
+    for (const [options, field, message] of cases) {
+      const run = () => resolveOptions({ members: [member()], ...options } as never);
+      expect(fieldOf(run), field).toBe(field);
+      expect(run, field).toThrow(message);
+    }
+    expect(() => resolveOptions(null as never)).toThrow(/options: must be an object/);
+    expect(() => resolveOptions({ members: [member(), member()] })).toThrow(
+      'Invalid option members[1].name: duplicate name "a"',
+    );
+  });
+
   it('refuses http:// to non-loopback hosts unless allowed', () => {
     expect(
       fieldOf(() => resolveOptions({ members: [member({ url: 'http://redis.example.com' })] })),
@@ -109,5 +239,17 @@ describe('resolveOptions', () => {
 
   it('never echoes a token even when the token is what is wrong', () => {
     expect(() => resolveOptions({ members: [member({ url: SECRET })] })).toThrow(ConfigError);
+    // A token pasted where a URL or a number goes, or a URL whose scheme is a token.
+    for (const bad of [
+      { url: SECRET },
+      { url: `${SECRET}:x` },
+      { weight: SECRET },
+      { location: { colos: [SECRET, 1] } },
+    ]) {
+      expect(fieldOf(() => resolveOptions({ members: [member(bad)] }))).toMatch(/^members\[0\]/);
+    }
+    expect(
+      fieldOf(() => resolveOptions({ members: [member()], health: { policy: SECRET } as never })),
+    ).toBe('health.policy');
   });
 });
