@@ -20,25 +20,15 @@ export type MemberFailureReason =
  */
 export class MemberRequestError extends Error {
   override readonly name = 'MemberRequestError';
-  readonly member: string;
-  readonly kind: Exclude<AttemptOutcomeKind, 'ok'>;
-  readonly reason: MemberFailureReason;
-  readonly status: number | undefined;
 
   constructor(
     message: string,
-    details: {
-      member: string;
-      kind: Exclude<AttemptOutcomeKind, 'ok'>;
-      reason: MemberFailureReason;
-      status?: number;
-      cause?: unknown;
-    },
+    readonly member: string,
+    readonly kind: Exclude<AttemptOutcomeKind, 'ok'>,
+    readonly reason: MemberFailureReason,
+    readonly status?: number,
+    cause?: unknown,
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.member = details.member;
-    this.kind = details.kind;
-    this.reason = details.reason;
-    this.status = details.status;
+    super(message, cause === undefined ? undefined : { cause });
   }
 }
