@@ -193,7 +193,7 @@ anchor-style configuration under the same fault at the same instant.`);
       `within 5 %: ${ratios.every((x) => x >= 0.95) ? 'met' : `**not met** (worst ${pct(Math.min(...ratios))})`}`,
     ]);
     summary.push([
-      'a. happy path, p50 latency failover / plain',
+      'a. happy path, p50 latency failover / plain (paired rounds)',
       r.overhead.map((c) => `${c.workload} c=${c.concurrency}: ${pct(c.p50Ratio)}`).join('; '),
       `within 5 %: ${p50.every((x) => x <= 1.05) ? 'met' : `**not met** (worst ${pct(Math.max(...p50))})`}`,
     ]);
@@ -276,8 +276,10 @@ Like with like: the failover client does not auto-pipeline by default
 (\`enableAutoPipelining: false\`), so the plain client is built with
 \`enableAutoPipelining: false\` as well, and with \`enableTelemetry: false\` (the failover
 client's requester sends no telemetry headers). Both use base64 responses, read-your-writes and
-the global \`fetch\`. Throughput ratio = median of the per-round (paired) ratios; latency
-percentiles over all rounds; client CPU = \`process.cpuUsage()\` of the client process per
+the global \`fetch\`. Throughput and p50 ratios = median of the per-round (paired) ratios:
+the two runs of a round saw the same machine, so their ratio cancels the drift between rounds
+(the pooled p50 ratio, over all rounds at once, is shown too); p99 over all rounds pooled
+(one round has too few samples for its own p99); client CPU = \`process.cpuUsage()\` of the client process per
 operation (includes undici's work for the HTTP exchange).
 
 ${table(
@@ -288,7 +290,7 @@ ${table(
     'failover ops/s',
     'throughput',
     'p50 plain / failover (ms)',
-    'p50',
+    'p50 (paired / pooled)',
     'p99 plain / failover (ms)',
     'p99',
     'client CPU µs/op plain / failover',
@@ -300,7 +302,7 @@ ${table(
     c.failover.throughputMedian,
     pct(c.throughputRatio),
     `${c.plain.latency.p50} / ${c.failover.latency.p50}`,
-    pct(c.p50Ratio),
+    `${pct(c.p50Ratio)} / ${pct(c.p50RatioPooled ?? c.p50Ratio)}`,
     `${c.plain.latency.p99} / ${c.failover.latency.p99}`,
     pct(c.p99Ratio),
     `${c.plain.cpuUsPerOp} / ${c.failover.cpuUsPerOp} (${pct(c.cpuRatio)})`,
