@@ -21,250 +21,79 @@
  * Hot path: one lowercase + one Map lookup per command; argument rules only scan a few tokens.
  */
 
+import { NON_IDEMPOTENT_COMMANDS } from './command-names.js';
+
 export type SafetyClass = 'read' | 'idempotent-write' | 'non-idempotent-write';
 
 type Rule = (command: readonly unknown[]) => SafetyClass;
-type Entry = SafetyClass | Rule;
+/** A class, a rule over the arguments, or (a container command) a table of its subcommands. */
+type Entry = SafetyClass | Rule | Map<string, Entry>;
 
 const READ: SafetyClass = 'read';
 const IDEMPOTENT: SafetyClass = 'idempotent-write';
 const NON_IDEMPOTENT: SafetyClass = 'non-idempotent-write';
 
-const READ_COMMANDS = [
+// The name lists are space-separated strings, split once at load: the same data as arrays of
+// string literals in far fewer bundle bytes (this table is a large part of the client bundle).
+
+const READ_COMMANDS =
   // strings and bitmaps
-  'get',
-  'mget',
-  'getrange',
-  'substr',
-  'strlen',
-  'lcs',
-  'getbit',
-  'bitcount',
-  'bitpos',
-  'bitfield_ro',
+  'get mget getrange substr strlen lcs getbit bitcount bitpos bitfield_ro ' +
   // keyspace
-  'exists',
-  'type',
-  'ttl',
-  'pttl',
-  'expiretime',
-  'pexpiretime',
-  'keys',
-  'scan',
-  'randomkey',
-  'dump',
-  'touch',
-  'dbsize',
+  'exists type ttl pttl expiretime pexpiretime keys scan randomkey dump touch dbsize ' +
   // hashes (httl..hpexpiretime: Redis 7.4)
-  'hget',
-  'hmget',
-  'hgetall',
-  'hkeys',
-  'hvals',
-  'hlen',
-  'hexists',
-  'hstrlen',
-  'hrandfield',
-  'hscan',
-  'httl',
-  'hpttl',
-  'hexpiretime',
-  'hpexpiretime',
+  'hget hmget hgetall hkeys hvals hlen hexists hstrlen hrandfield hscan ' +
+  'httl hpttl hexpiretime hpexpiretime ' +
   // lists
-  'lrange',
-  'lindex',
-  'llen',
-  'lpos',
+  'lrange lindex llen lpos ' +
   // sets
-  'smembers',
-  'sismember',
-  'smismember',
-  'scard',
-  'srandmember',
-  'sscan',
-  'sinter',
-  'sintercard',
-  'sunion',
-  'sdiff',
+  'smembers sismember smismember scard srandmember sscan sinter sintercard sunion sdiff ' +
   // sorted sets
-  'zrange',
-  'zrangebyscore',
-  'zrangebylex',
-  'zrevrange',
-  'zrevrangebyscore',
-  'zrevrangebylex',
-  'zrank',
-  'zrevrank',
-  'zscore',
-  'zmscore',
-  'zcard',
-  'zcount',
-  'zlexcount',
-  'zrandmember',
-  'zscan',
-  'zinter',
-  'zintercard',
-  'zunion',
-  'zdiff',
+  'zrange zrangebyscore zrangebylex zrevrange zrevrangebyscore zrevrangebylex zrank zrevrank ' +
+  'zscore zmscore zcard zcount zlexcount zrandmember zscan zinter zintercard zunion zdiff ' +
   // geo and hyperloglog
-  'geopos',
-  'geodist',
-  'geohash',
-  'geosearch',
-  'georadius_ro',
-  'georadiusbymember_ro',
-  'pfcount',
+  'geopos geodist geohash geosearch georadius_ro georadiusbymember_ro pfcount ' +
   // streams
-  'xrange',
-  'xrevrange',
-  'xlen',
-  'xread',
-  'xpending',
+  'xrange xrevrange xlen xread xpending ' +
   // scripting: the _RO variants are rejected by Redis if the script writes
-  'eval_ro',
-  'evalsha_ro',
-  'fcall_ro',
-  'sort_ro',
+  'eval_ro evalsha_ro fcall_ro sort_ro ' +
   // server and connection: no data touched
-  'ping',
-  'echo',
-  'time',
-  'info',
-  'lastsave',
-  'role',
-  'lolwut',
+  'ping echo time info lastsave role lolwut ' +
   // subscribing changes no data, so a subscription can move to another member
-  'subscribe',
-  'psubscribe',
-  'ssubscribe',
+  'subscribe psubscribe ssubscribe ' +
   // RedisJSON (a module in Redis Stack, built into Redis 8)
-  'json.get',
-  'json.mget',
-  'json.type',
-  'json.strlen',
-  'json.arrlen',
-  'json.arrindex',
-  'json.objkeys',
-  'json.objlen',
-  'json.resp',
-];
+  'json.get json.mget json.type json.strlen json.arrlen json.arrindex json.objkeys json.objlen ' +
+  'json.resp';
 
-const IDEMPOTENT_COMMANDS = [
-  'mset',
-  'setex',
-  'psetex',
-  'setrange',
-  'setbit',
+const IDEMPOTENT_COMMANDS =
+  'mset setex psetex setrange setbit ' +
   // GETSET and GETEX leave the same data on a second run; only the reply differs
-  'getset',
-  'getex',
-  'del',
-  'unlink',
-  'persist',
-  'flushdb',
-  'flushall',
-  'hset',
-  'hmset',
-  'hdel',
-  'hpersist',
-  'hgetex',
-  'lset',
-  'sadd',
-  'srem',
-  'zrem',
-  'zremrangebyscore',
-  'zremrangebylex',
-  'geoadd',
-  'pfadd',
+  'getset getex ' +
+  'del unlink persist flushdb flushall ' +
+  'hset hmset hdel hpersist hgetex lset sadd srem zrem zremrangebyscore zremrangebylex ' +
+  'geoadd pfadd ' +
   // a union of registers: merging again changes nothing, even when dest is a source
-  'pfmerge',
-  'xdel',
-  'xdelex',
-  'xack',
-  'xackdel',
-  'xsetid',
+  'pfmerge ' +
+  'xdel xdelex xack xackdel xsetid ' +
   // trimming converges: a second run never goes past the threshold the caller asked for
-  'xtrim',
-  'json.del',
-  'json.forget',
-  'json.clear',
-  'json.mset',
-  'json.merge',
-];
+  'xtrim ' +
+  'json.del json.forget json.clear json.mset json.merge';
 
-const NON_IDEMPOTENT_COMMANDS = [
-  'incr',
-  'incrby',
-  'incrbyfloat',
-  'decr',
-  'decrby',
-  'append',
-  'getdel',
-  'setnx',
-  'msetnx',
-  'hsetnx',
-  'hincrby',
-  'hincrbyfloat',
-  'hgetdel',
-  'lpush',
-  'rpush',
-  'lpushx',
-  'rpushx',
-  'linsert',
-  'lpop',
-  'rpop',
-  'lmpop',
-  'lmove',
-  'rpoplpush',
-  'blpop',
-  'brpop',
-  'blmpop',
-  'blmove',
-  'brpoplpush',
-  'spop',
-  'smove',
-  'zincrby',
-  'zpopmin',
-  'zpopmax',
-  'zmpop',
-  'bzpopmin',
-  'bzpopmax',
-  'bzmpop',
-  'rename',
-  'renamenx',
-  'move',
-  'swapdb',
-  'migrate',
-  'restore-asking',
-  'pfdebug',
-  'xclaim',
-  'xautoclaim',
-  'xreadgroup',
-  'eval',
-  'evalsha',
-  'fcall',
-  'publish',
-  'spublish',
-  'json.numincrby',
-  'json.nummultby',
-  'json.strappend',
-  'json.arrappend',
-  'json.arrinsert',
-  'json.arrpop',
-  'json.toggle',
-  // ARRTRIM re-trims the already trimmed array (indexes shift), unlike a converging trim
-  'json.arrtrim',
-];
+// The non-idempotent commands need no entry: every command the table does not know is one.
+// Their list is in command-names.ts, for knownCommandNames() only.
 
-function isToken(arg: unknown, lower: string): boolean {
-  return typeof arg === 'string' && arg.length === lower.length && arg.toLowerCase() === lower;
+/** The names in a space-separated list (robust to doubled or trailing spaces: never `''`). */
+function words(list: string): string[] {
+  return list.match(/\S+/g) ?? [];
 }
 
-function hasTokenFrom(command: readonly unknown[], start: number, lower: string): boolean {
-  for (let i = start; i < command.length; i++) {
-    if (isToken(command[i], lower)) return true;
-  }
-  return false;
+/**
+ * `arg` lower-cased if it could be an option token, else `''`. A rule lower-cases each argument
+ * it looks at once, then compares. Strings longer than NOMKSTREAM, the longest option a rule
+ * looks for, are not lower-cased, so a large value (a payload, a script) is never copied.
+ */
+function option(arg: unknown): string {
+  return typeof arg === 'string' && arg.length <= 10 ? arg.toLowerCase() : '';
 }
 
 function toInteger(arg: unknown): number {
@@ -277,22 +106,42 @@ function sameKey(a: unknown, b: unknown): boolean {
   return a === b || (a !== undefined && b !== undefined && String(a) === String(b));
 }
 
-function keyIn(key: unknown, command: readonly unknown[], from: number, to: number): boolean {
-  const end = Math.min(to, command.length);
-  for (let i = from; i < end; i++) {
-    if (sameKey(key, command[i])) return true;
-  }
-  return false;
+/**
+ * Scans the arguments from `start`: `found` if one is the `hit` option, else `otherwise`. The
+ * scan ends early at the first option `stop` accepts (where the options end and data begins).
+ */
+function scanFor(
+  start: number,
+  hit: string,
+  found: SafetyClass,
+  otherwise: SafetyClass,
+  stop?: (option: string) => boolean,
+): Rule {
+  return (command) => {
+    for (let i = start; i < command.length; i++) {
+      const token = option(command[i]);
+      if (token === hit) return found;
+      if (stop?.(token)) break;
+    }
+    return otherwise;
+  };
+}
+
+/** Without REPLACE the second run finds the destination taken and answers 0 / BUSYKEY. */
+function replaceFrom(start: number): Rule {
+  return scanFor(start, 'replace', IDEMPOTENT, NON_IDEMPOTENT);
 }
 
 /** NX/GT/LT make the reply the decision ("did I set it?"); a retry would answer "no". */
-function conditionalExpiry(optionIndex: number): Rule {
-  return (command) => {
-    const option = command[optionIndex];
-    return isToken(option, 'nx') || isToken(option, 'gt') || isToken(option, 'lt')
-      ? NON_IDEMPOTENT
-      : IDEMPOTENT;
-  };
+function conditionAt(index: number, conditions: string): Rule {
+  const list = words(conditions);
+  return (command) => (list.includes(option(command[index])) ? NON_IDEMPOTENT : IDEMPOTENT);
+}
+
+/** Idempotent when `safe(start, stop)` holds for the integer arguments 2 and 3. */
+function range(safe: (start: number, stop: number) => boolean): Rule {
+  return (command) =>
+    safe(toInteger(command[2]), toInteger(command[3])) ? IDEMPOTENT : NON_IDEMPOTENT;
 }
 
 /**
@@ -310,7 +159,10 @@ function storeInto(destIndex: number, firstSource: number, sources: 'rest' | 'on
       if (!(numkeys >= 0)) return NON_IDEMPOTENT;
       end = firstSource + numkeys;
     }
-    return keyIn(command[destIndex], command, firstSource, end) ? NON_IDEMPOTENT : IDEMPOTENT;
+    for (let i = firstSource; i < Math.min(end, command.length); i++) {
+      if (sameKey(command[destIndex], command[i])) return NON_IDEMPOTENT;
+    }
+    return IDEMPOTENT;
   };
 }
 
@@ -319,7 +171,8 @@ function geoRadius(firstOption: number): Rule {
   return (command) => {
     let writes = false;
     for (let i = firstOption; i < command.length; i++) {
-      if (isToken(command[i], 'store') || isToken(command[i], 'storedist')) {
+      const token = option(command[i]);
+      if (token === 'store' || token === 'storedist') {
         writes = true;
         if (sameKey(command[i + 1], command[1])) return NON_IDEMPOTENT;
         i++;
@@ -329,215 +182,126 @@ function geoRadius(firstOption: number): Rule {
   };
 }
 
+/** SORT is a read unless it has STORE; an argument it does not know makes it unknown. */
 const sortRule: Rule = (command) => {
   let dest: unknown;
   let stores = false;
   for (let i = 2; i < command.length; i++) {
-    const token = command[i];
-    if (isToken(token, 'by') || isToken(token, 'get')) i += 1;
-    else if (isToken(token, 'limit')) i += 2;
-    else if (isToken(token, 'store')) {
+    const token = option(command[i]);
+    if (token === 'by' || token === 'get') i += 1;
+    else if (token === 'limit') i += 2;
+    else if (token === 'store') {
       stores = true;
       dest = command[++i];
-    } else if (!(isToken(token, 'asc') || isToken(token, 'desc') || isToken(token, 'alpha'))) {
-      return NON_IDEMPOTENT;
-    }
+    } else if (token !== 'asc' && token !== 'desc' && token !== 'alpha') return NON_IDEMPOTENT;
   }
   if (!stores) return READ;
   return sameKey(dest, command[1]) ? NON_IDEMPOTENT : IDEMPOTENT;
 };
 
-const setRule: Rule = (command) => (hasTokenFrom(command, 3, 'nx') ? NON_IDEMPOTENT : IDEMPOTENT);
-
-const zaddRule: Rule = (command) => {
-  for (let i = 2; i < command.length; i++) {
-    const token = command[i];
-    if (isToken(token, 'incr')) return NON_IDEMPOTENT;
-    if (
-      !(
-        isToken(token, 'nx') ||
-        isToken(token, 'xx') ||
-        isToken(token, 'gt') ||
-        isToken(token, 'lt') ||
-        isToken(token, 'ch')
-      )
-    ) {
-      break;
-    }
-  }
-  return IDEMPOTENT;
-};
-
 /** XADD with `*` (or `<ms>-*`) creates a new entry on every run; an explicit id cannot repeat. */
 const xaddRule: Rule = (command) => {
   let i = 2;
-  while (i < command.length) {
-    const token = command[i];
-    if (isToken(token, 'nomkstream')) {
+  for (;;) {
+    const token = option(command[i]);
+    if (token === 'nomkstream') {
       i += 1;
-    } else if (isToken(token, 'maxlen') || isToken(token, 'minid')) {
-      i += 1;
-      if (command[i] === '=' || command[i] === '~') i += 1;
-      i += 1;
-      if (isToken(command[i], 'limit')) i += 2;
+    } else if (token === 'maxlen' || token === 'minid') {
+      // MAXLEN|MINID [=|~] threshold [LIMIT count]
+      i += command[i + 1] === '=' || command[i + 1] === '~' ? 3 : 2;
+      if (option(command[i]) === 'limit') i += 2;
     } else {
       break;
     }
   }
   const id = command[i];
-  if (typeof id === 'number') return IDEMPOTENT;
-  if (typeof id !== 'string' || id === '' || id.endsWith('*')) return NON_IDEMPOTENT;
-  return IDEMPOTENT;
+  return typeof id === 'number' || (typeof id === 'string' && id !== '' && !id.endsWith('*'))
+    ? IDEMPOTENT
+    : NON_IDEMPOTENT;
 };
 
-/** LTRIM keeps [start, stop]; only prefixes and suffixes survive a second run unchanged. */
-const ltrimRule: Rule = (command) => {
-  const start = toInteger(command[2]);
-  const stop = toInteger(command[3]);
-  const keepsPrefix = start === 0 && stop >= 0;
-  const keepsSuffix = start <= 0 && stop === -1;
-  return keepsPrefix || keepsSuffix ? IDEMPOTENT : NON_IDEMPOTENT;
-};
+const ZADD_FLAGS = words('nx xx gt lt ch');
 
-/** ZREMRANGEBYRANK removes ranks; a second run removes the members that moved up into them. */
-const zremRangeByRankRule: Rule = (command) => {
-  const start = toInteger(command[2]);
-  const stop = toInteger(command[3]);
-  const removesTail = start >= 0 && stop === -1;
-  const keepsTail = start === 0 && stop < 0;
-  return removesTail || keepsTail ? IDEMPOTENT : NON_IDEMPOTENT;
-};
-
-/** LREM with count 0 removes every occurrence; a limited count removes more on a second run. */
-const lremRule: Rule = (command) => (toInteger(command[2]) === 0 ? IDEMPOTENT : NON_IDEMPOTENT);
-
-const bitfieldRule: Rule = (command) =>
-  hasTokenFrom(command, 2, 'incrby') ? NON_IDEMPOTENT : IDEMPOTENT;
-
-/** Without REPLACE the second run finds the destination taken and answers 0 / BUSYKEY. */
-function replaceFrom(start: number): Rule {
-  return (command) => (hasTokenFrom(command, start, 'replace') ? IDEMPOTENT : NON_IDEMPOTENT);
+/**
+ * Looks `command[index]` up case-insensitively (the name, or a container's subcommand); what
+ * the table does not know is a non-idempotent write.
+ */
+function classifyIn(
+  table: ReadonlyMap<string, Entry>,
+  index: number,
+  command: readonly unknown[],
+): SafetyClass {
+  const name = command[index];
+  const entry = typeof name === 'string' ? table.get(name.toLowerCase()) : undefined;
+  if (entry === undefined) return NON_IDEMPOTENT;
+  if (typeof entry === 'string') return entry;
+  return entry instanceof Map ? classifyIn(entry, index + 1, command) : entry(command);
 }
 
-const hsetexRule: Rule = (command) => {
-  for (let i = 2; i < command.length; i++) {
-    const token = command[i];
-    if (isToken(token, 'fields')) break;
-    if (isToken(token, 'fnx')) return NON_IDEMPOTENT;
-  }
-  return IDEMPOTENT;
-};
-
-const jsonSetRule: Rule = (command) => (isToken(command[4], 'nx') ? NON_IDEMPOTENT : IDEMPOTENT);
-
-/** Container commands (OBJECT ENCODING, XINFO STREAM, ...) are classified by subcommand. */
-function subcommands(entries: Record<string, Entry>): Rule {
-  const table = new Map<string, Entry>(Object.entries(entries));
-  return (command) => {
-    const sub = command[1];
-    const entry = typeof sub === 'string' ? table.get(sub.toLowerCase()) : undefined;
-    if (entry === undefined) return NON_IDEMPOTENT;
-    return typeof entry === 'string' ? entry : entry(command);
-  };
+/** A table of the names in `read`, `idempotent` and `nonIdempotent` (space-separated). */
+function classTable(read: string, idempotent = '', nonIdempotent = ''): Map<string, Entry> {
+  const table = new Map<string, Entry>();
+  for (const name of words(read)) table.set(name, READ);
+  for (const name of words(idempotent)) table.set(name, IDEMPOTENT);
+  for (const name of words(nonIdempotent)) table.set(name, NON_IDEMPOTENT);
+  return table;
 }
 
-const SUBCOMMANDS: Record<string, Record<string, Entry>> = {
-  object: { encoding: READ, freq: READ, idletime: READ, refcount: READ, help: READ },
-  memory: { usage: READ, stats: READ, doctor: READ, 'malloc-stats': READ, help: READ },
-  xinfo: { stream: READ, groups: READ, consumers: READ, help: READ },
-  xgroup: {
-    // a second CREATE fails with BUSYGROUP although the first one worked
-    create: NON_IDEMPOTENT,
-    createconsumer: IDEMPOTENT,
-    delconsumer: IDEMPOTENT,
-    destroy: IDEMPOTENT,
-    setid: IDEMPOTENT,
-    help: READ,
-  },
-  function: {
-    list: READ,
-    dump: READ,
-    stats: READ,
-    help: READ,
-    load: replaceFrom(2),
-    // a second DELETE fails with "library not found"
-    delete: NON_IDEMPOTENT,
-    flush: IDEMPOTENT,
-    restore: NON_IDEMPOTENT,
-    kill: NON_IDEMPOTENT,
-  },
-  script: { exists: READ, help: READ, load: IDEMPOTENT, flush: IDEMPOTENT },
-  config: { get: READ, help: READ },
-  command: {
-    count: READ,
-    docs: READ,
-    getkeys: READ,
-    getkeysandflags: READ,
-    info: READ,
-    list: READ,
-    help: READ,
-  },
-  pubsub: {
-    channels: READ,
-    numpat: READ,
-    numsub: READ,
-    shardchannels: READ,
-    shardnumsub: READ,
-    help: READ,
-  },
+/** Commands whose class depends on their arguments; space-separated names share an entry. */
+const BY_ARGUMENTS: [names: string, entry: Entry][] = [
+  // SET NX is a lock: a retry would tell the holder it lost its own lock
+  ['set', scanFor(3, 'nx', NON_IDEMPOTENT, IDEMPOTENT)],
+  // ZADD INCR adds again; the flags before the scores are all it can carry
+  ['zadd', scanFor(2, 'incr', NON_IDEMPOTENT, IDEMPOTENT, (token) => !ZADD_FLAGS.includes(token))],
+  ['xadd', xaddRule],
+  // HEXPIRE..HPEXPIREAT: Redis 7.4 hash-field expiry (HEXPIRE key seconds [NX|XX|GT|LT] FIELDS ...)
+  [
+    'expire pexpire expireat pexpireat hexpire hpexpire hexpireat hpexpireat',
+    conditionAt(3, 'nx gt lt'),
+  ],
+  // HSETEX FNX sets only if no field exists; the options end at FIELDS
+  ['hsetex', scanFor(2, 'fnx', NON_IDEMPOTENT, IDEMPOTENT, (token) => token === 'fields')],
+  // LTRIM keeps [start, stop]; only prefixes and suffixes survive a second run unchanged
+  ['ltrim', range((start, stop) => (start === 0 && stop >= 0) || (start <= 0 && stop === -1))],
+  // LREM with count 0 removes every occurrence; a limited count removes more on a second run
+  ['lrem', range((count) => count === 0)],
+  // ZREMRANGEBYRANK removes ranks; a second run removes the members that moved up into them
+  [
+    'zremrangebyrank',
+    range((start, stop) => (start >= 0 && stop === -1) || (start === 0 && stop < 0)),
+  ],
+  ['bitfield', scanFor(2, 'incrby', NON_IDEMPOTENT, IDEMPOTENT)],
+  ['copy', replaceFrom(3)],
+  ['restore', replaceFrom(4)],
+  ['sort', sortRule],
+  ['georadius', geoRadius(6)],
+  ['georadiusbymember', geoRadius(5)],
+  ['sinterstore sunionstore sdiffstore', storeInto(1, 2, 'rest')],
+  ['zunionstore zinterstore zdiffstore', storeInto(1, 3, 2)],
+  ['zrangestore geosearchstore', storeInto(1, 2, 'one')],
+  ['bitop', storeInto(2, 3, 'rest')],
+  ['json.set', conditionAt(4, 'nx')],
+  // Container commands (OBJECT ENCODING, XINFO STREAM, ...) are classified by subcommand.
+  ['object', classTable('encoding freq idletime refcount help')],
+  ['memory', classTable('usage stats doctor malloc-stats help')],
+  ['xinfo', classTable('stream groups consumers help')],
+  // a second CREATE fails with BUSYGROUP although the first one worked
+  ['xgroup', classTable('help', 'createconsumer delconsumer destroy setid', 'create')],
+  // a second DELETE fails with "library not found"; LOAD is safe again only with REPLACE
+  [
+    'function',
+    classTable('list dump stats help', 'flush', 'delete restore kill').set('load', replaceFrom(2)),
+  ],
+  ['script', classTable('exists help', 'load flush')],
+  ['config', classTable('get help')],
+  ['command', classTable('count docs getkeys getkeysandflags info list help')],
+  ['pubsub', classTable('channels numpat numsub shardchannels shardnumsub help')],
   // setinfo: Redis 7.2
-  client: {
-    id: READ,
-    info: READ,
-    getname: READ,
-    list: READ,
-    help: READ,
-    setname: IDEMPOTENT,
-    setinfo: IDEMPOTENT,
-  },
-};
+  ['client', classTable('id info getname list help', 'setname setinfo')],
+];
 
-const RULES: Record<string, Rule> = {
-  set: setRule,
-  zadd: zaddRule,
-  xadd: xaddRule,
-  expire: conditionalExpiry(3),
-  pexpire: conditionalExpiry(3),
-  expireat: conditionalExpiry(3),
-  pexpireat: conditionalExpiry(3),
-  // Redis 7.4 hash-field expiry: HEXPIRE key seconds [NX|XX|GT|LT] FIELDS n field...
-  hexpire: conditionalExpiry(3),
-  hpexpire: conditionalExpiry(3),
-  hexpireat: conditionalExpiry(3),
-  hpexpireat: conditionalExpiry(3),
-  hsetex: hsetexRule,
-  ltrim: ltrimRule,
-  lrem: lremRule,
-  zremrangebyrank: zremRangeByRankRule,
-  bitfield: bitfieldRule,
-  copy: replaceFrom(3),
-  restore: replaceFrom(4),
-  sort: sortRule,
-  georadius: geoRadius(6),
-  georadiusbymember: geoRadius(5),
-  sinterstore: storeInto(1, 2, 'rest'),
-  sunionstore: storeInto(1, 2, 'rest'),
-  sdiffstore: storeInto(1, 2, 'rest'),
-  zunionstore: storeInto(1, 3, 2),
-  zinterstore: storeInto(1, 3, 2),
-  zdiffstore: storeInto(1, 3, 2),
-  zrangestore: storeInto(1, 2, 'one'),
-  geosearchstore: storeInto(1, 2, 'one'),
-  bitop: storeInto(2, 3, 'rest'),
-  'json.set': jsonSetRule,
-};
-
-const TABLE = new Map<string, Entry>();
-for (const name of READ_COMMANDS) TABLE.set(name, READ);
-for (const name of IDEMPOTENT_COMMANDS) TABLE.set(name, IDEMPOTENT);
-for (const name of NON_IDEMPOTENT_COMMANDS) TABLE.set(name, NON_IDEMPOTENT);
-for (const [name, rule] of Object.entries(RULES)) TABLE.set(name, rule);
-for (const [name, entries] of Object.entries(SUBCOMMANDS)) TABLE.set(name, subcommands(entries));
+const TABLE = classTable(READ_COMMANDS, IDEMPOTENT_COMMANDS);
+for (const [names, entry] of BY_ARGUMENTS) for (const name of words(names)) TABLE.set(name, entry);
 
 /** The lower-case command name (first element), or `''` when there is none. */
 export function commandName(command: readonly unknown[]): string {
@@ -547,9 +311,7 @@ export function commandName(command: readonly unknown[]): string {
 
 /** Classifies one command (`[name, ...args]`); unknown commands are non-idempotent writes. */
 export function classifyCommand(command: readonly unknown[]): SafetyClass {
-  const entry = TABLE.get(commandName(command));
-  if (entry === undefined) return NON_IDEMPOTENT;
-  return typeof entry === 'string' ? entry : entry(command);
+  return classifyIn(TABLE, 0, command);
 }
 
 /** Strictest class first wins; `read` only if every command is a read. */
@@ -579,14 +341,14 @@ export function classifyBatch(
 
 /**
  * Every name the table knows, with container subcommands as `container|sub` (the form
- * COMMAND INFO uses). For tests and documentation; not used on the request path.
+ * COMMAND INFO uses), and the non-idempotent commands listed in command-names.ts. For tests
+ * and documentation; not used on the request path, so bundlers drop it and that list.
  */
 export function knownCommandNames(): string[] {
   const names: string[] = [];
-  for (const name of TABLE.keys()) {
-    const subs = SUBCOMMANDS[name];
-    if (subs === undefined) names.push(name);
-    else for (const sub of Object.keys(subs)) names.push(`${name}|${sub}`);
+  for (const [name, entry] of TABLE) {
+    if (entry instanceof Map) for (const sub of entry.keys()) names.push(`${name}|${sub}`);
+    else names.push(name);
   }
-  return names;
+  return [...names, ...words(NON_IDEMPOTENT_COMMANDS)];
 }
