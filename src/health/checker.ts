@@ -10,10 +10,10 @@
  */
 
 import type { CircuitSettings } from '../circuit.js';
-import type { ResolvedHealthOptions, ResolvedMember } from '../config.js';
+import type { ResolvedHealthOptions } from '../config.js';
 import type { Emitter } from '../events.js';
 import type { MemberTransport } from '../transport/types.js';
-import { runProbes } from './policy.js';
+import { quorum, runProbes, sleep } from './policy.js';
 import {
   availabilityProbe,
   customProbe,
@@ -34,12 +34,6 @@ export interface CheckerDeps {
   fetch?: typeof fetch;
 }
 
-function probeFor(member: ResolvedMember, health: ResolvedHealthOptions): Probe {
-  if (typeof health.probe === 'function') return customProbe(health.probe);
-  if (health.probe === 'ping') return pingProbe;
-  return member.availability ? availabilityProbe : pingProbe;
-}
-
 /** Probes one member by the configured plan, falling back to PING when the source fails. */
 export async function checkMember(
   deps: CheckerDeps,
@@ -49,28 +43,38 @@ export async function checkMember(
   const record = store.records.get(name);
   const transport = deps.transport(name);
   if (!record || !transport) return undefined;
+  const { probe } = health;
+  const primary =
+    typeof probe === 'function'
+      ? customProbe(probe)
+      : probe !== 'ping' && record.member.availability
+        ? availabilityProbe
+        : pingProbe;
   const counted: Probe = (ctx) => {
     store.stats.probes[name] = (store.stats.probes[name] ?? 0) + 1;
     return primary(ctx);
   };
-  const primary = probeFor(record.member, health);
   const ctx = {
     member: record.member,
     transport,
     timeoutMs: health.probeTimeoutMs,
     uidCache: store.uidCache,
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    fetch: deps.fetch,
   };
-  const plan = { probes: health.probes, probeDelayMs: health.probeDelayMs, policy: health.policy };
-  let verdict = await runProbes(counted, ctx, plan);
-  const sourceFailed = verdict.unreachable || verdict.configProblem;
-  const userWantsDown = verdict.unreachable && health.onSourceUnreachable === 'unhealthy';
-  if (sourceFailed && primary !== pingProbe && !userWantsDown) {
-    // The health source is broken, not necessarily the member: ask the data path itself.
-    const ping = await runProbes(pingProbe, ctx, plan);
-    const fallback: ProbeVerdict = { ...ping, reason: `${ping.reason} (${verdict.reason})` };
-    if (verdict.configProblem) fallback.configProblem = verdict.configProblem;
-    verdict = fallback;
+  // `health` carries the plan: probes, probeDelayMs, policy.
+  let verdict = await runProbes(counted, ctx, health);
+  // The health source is broken, not necessarily the member: ask the data path itself, unless
+  // the user wants an unreachable source to mean "down".
+  const fallBack = verdict.unreachable
+    ? health.onSourceUnreachable !== 'unhealthy'
+    : verdict.configProblem;
+  if (fallBack && primary !== pingProbe) {
+    const ping = await runProbes(pingProbe, ctx, health);
+    verdict = {
+      ...ping,
+      reason: `${ping.reason} (${verdict.reason})`,
+      configProblem: verdict.configProblem || ping.configProblem,
+    };
   }
   const event = store.recordCheck(name, verdict, deps.circuit, deps.now());
   if (event) deps.emitter.emit('health', event);
@@ -170,19 +174,15 @@ export async function awaitInitialization(
     if (health.cache) await withTimeout(started.shared, health.sharedColdStartWaitMs);
     return;
   }
-  const total = store.records.size;
-  const wanted =
-    init.policy === 'all' ? total : init.policy === 'majority' ? Math.floor(total / 2) + 1 : 1;
-  const met = () => {
-    let known = 0;
-    for (const r of store.records.values()) if (r.status === 'healthy') known += 1;
-    return known >= wanted || store.initialized;
-  };
+  const wanted = quorum(init.policy, store.records.size);
+  const met = () =>
+    store.initialized ||
+    [...store.records.values()].filter((r) => r.status === 'healthy').length >= wanted;
   let waiting = true;
   // Probes of different members finish at different times; poll the store cheaply.
   const poll = (async () => {
     const step = Math.max(5, Math.min(50, init.timeoutMs / 20));
-    while (waiting && !met()) await new Promise((r) => setTimeout(r, step));
+    while (waiting && !met()) await sleep(step);
   })();
   await withTimeout(Promise.race([started.done, poll]), init.timeoutMs);
   waiting = false;
@@ -190,9 +190,6 @@ export async function awaitInitialization(
 
 async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  await Promise.race([promise, limit]);
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }

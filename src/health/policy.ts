@@ -12,38 +12,28 @@ export interface ProbePlan {
   policy: ProbePolicy;
 }
 
-function needed(plan: ProbePlan): number {
-  if (plan.policy === 'any') return 1;
-  if (plan.policy === 'all') return plan.probes;
-  return Math.floor(plan.probes / 2) + 1;
-}
+/** How many of `n` must agree: `all` of them, a `majority`, otherwise (`any`, `one`) one. */
+export const quorum = (policy: string, n: number): number =>
+  policy === 'all' ? n : policy === 'majority' ? Math.floor(n / 2) + 1 : 1;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function runProbes(
   probe: Probe,
   ctx: ProbeContext,
   plan: ProbePlan,
 ): Promise<ProbeVerdict> {
-  const passesNeeded = needed(plan);
+  const needed = quorum(plan.policy, plan.probes);
   let passes = 0;
   let fails = 0;
-  let lastPass: ProbeVerdict | undefined;
-  let lastFail: ProbeVerdict | undefined;
+  let verdict: ProbeVerdict | undefined;
   for (let i = 0; i < plan.probes; i++) {
     if (i > 0 && plan.probeDelayMs > 0) await sleep(plan.probeDelayMs);
-    const verdict = await probe(ctx);
+    verdict = await probe(ctx);
     // A misconfigured source gives no verdict; asking again will not change that.
     if (verdict.configProblem || verdict.unreachable) return verdict;
-    if (verdict.healthy) {
-      passes += 1;
-      lastPass = verdict;
-    } else {
-      fails += 1;
-      lastFail = verdict;
-    }
-    if (passes >= passesNeeded) return lastPass!;
-    if (plan.probes - fails < passesNeeded) return lastFail!;
+    // Each probe can only settle the side it counted for.
+    if (verdict.healthy ? ++passes >= needed : plan.probes - ++fails < needed) return verdict;
   }
-  return lastFail ?? lastPass!;
+  return verdict!;
 }

@@ -7,8 +7,9 @@
  * timeout and one retry on 503/500, and ky cost a quarter of the client bundle (5 KB gzip)
  * for that, in every edge script that imports the client.
  */
-import type { AvailabilityConfig, ResolvedMember } from '../config.js';
+import type { ResolvedMember } from '../config.js';
 import type { MemberTransport } from '../transport/types.js';
+import { sleep } from './policy.js';
 
 export interface ProbeVerdict {
   healthy: boolean;
@@ -29,7 +30,7 @@ export interface ProbeContext {
   member: ResolvedMember;
   transport: MemberTransport;
   timeoutMs: number;
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Remembers discovered database uids between checks (per store). */
   uidCache: Map<string, number>;
 }
@@ -55,108 +56,42 @@ export const pingProbe: Probe = async ({ transport, timeoutMs }) => {
   return { healthy: false, reason: `ping ${outcome.kind}: ${outcome.error.message}` };
 };
 
+/** Calls `task` with a signal that aborts after `ms`; the timer goes when the task settles. */
+async function abortAfter<T>(ms: number, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    return await task(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function customProbe(fn: CustomProbe): Probe {
   return async ({ member, timeoutMs }) => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      const result = await Promise.race([
-        fn({ name: member.name, url: member.url }, { signal: controller.signal }),
-        new Promise<never>((_, reject) =>
-          controller.signal.addEventListener('abort', () => reject(new Error('timed out'))),
-        ),
-      ]);
-      if (typeof result === 'boolean') return { healthy: result, reason: 'custom' };
-      return result;
+      // Raced against the signal too: a user function that ignores it still ends on time.
+      const result = await abortAfter(timeoutMs, (signal) =>
+        Promise.race([
+          fn({ name: member.name, url: member.url }, { signal }),
+          new Promise<never>((_, reject) =>
+            signal.addEventListener('abort', () => reject(new Error('timed out'))),
+          ),
+        ]),
+      );
+      return typeof result === 'boolean' ? { healthy: result, reason: 'custom' } : result;
     } catch (error) {
       return { healthy: false, reason: `custom: ${(error as Error)?.message ?? 'failed'}` };
-    } finally {
-      clearTimeout(timer);
     }
   };
 }
 
-function basicAuth(a: AvailabilityConfig): string {
-  const bytes = new TextEncoder().encode(`${a.username}:${a.password}`);
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return `Basic ${btoa(binary)}`;
-}
-
-/** A non-2xx answer of the availability API, with its `error_code` when the body has one. */
-class AvailabilityHttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-  ) {
-    super(`HTTP ${status} (${code})`);
-  }
-}
-
-class AvailabilityTimeout extends Error {}
-
-const UNAVAILABLE = new Set([500, 503]);
-
-async function errorCodeOf(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { error_code?: unknown };
-    if (typeof body?.error_code === 'string') return body.error_code;
-  } catch {
-    // a body that is not JSON: the status says enough
-  }
-  return `http ${response.status}`;
-}
-
-interface ApiClient {
-  /** GET, resolving to the JSON body of a 2xx; throws AvailabilityHttpError otherwise. */
-  get(path: string, options?: { retry?: boolean }): Promise<unknown>;
-}
-
-function apiClient(a: AvailabilityConfig, timeoutMs: number, fetchImpl: typeof fetch): ApiClient {
-  const headers = { authorization: basicAuth(a), accept: 'application/json' };
-  const once = async (path: string): Promise<Response> => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new AvailabilityTimeout()), timeoutMs);
-    try {
-      // Redirects are followed: older servers answered 307 from secondary nodes.
-      return await fetchImpl(`${a.url}/${path}`, { headers, signal: controller.signal });
-    } catch (error) {
-      throw controller.signal.aborted ? new AvailabilityTimeout() : error;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  return {
-    async get(path, { retry = true } = {}) {
-      let response = await once(path);
-      // The anchors ask again once when the answer is "unavailable".
-      if (retry && UNAVAILABLE.has(response.status)) {
-        await response.body?.cancel();
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        response = await once(path);
-      }
-      if (!response.ok)
-        throw new AvailabilityHttpError(response.status, await errorCodeOf(response));
-      return response.json().catch(() => undefined);
-    },
-  };
-}
+/** The anchors' "unavailable" answers: asked again once, and told apart from config problems. */
+const unavailable = (status: number) => status === 500 || status === 503;
 
 interface BdbEndpoint {
   dns_name?: string;
   addr?: string[];
-}
-
-/** Finds the database whose endpoint matches the member's host (dns_name first, then addr). */
-async function discoverUid(client: ApiClient, host: string): Promise<number | undefined> {
-  const bdbs = (await client.get('v1/bdbs?fields=uid,endpoints')) as Array<{
-    uid: number;
-    endpoints?: BdbEndpoint[];
-  }>;
-  if (!Array.isArray(bdbs)) return undefined;
-  const byDns = bdbs.find((b) => b.endpoints?.some((e) => e.dns_name === host));
-  if (byDns) return byDns.uid;
-  return bdbs.find((b) => b.endpoints?.some((e) => e.addr?.includes(host)))?.uid;
 }
 
 /**
@@ -170,20 +105,63 @@ export const availabilityProbe: Probe = async ({
   fetch: fetchImpl,
   uidCache,
 }) => {
-  const a = member.availability;
-  if (!a)
-    return { healthy: false, reason: 'no availability API configured', configProblem: 'none' };
-  const client = apiClient(a, timeoutMs, fetchImpl ?? ((input, init) => fetch(input, init)));
+  // The checker picks this probe only for members with an availability API.
+  const a = member.availability!;
+  // Basic auth of UTF-8 bytes: btoa alone only takes Latin-1.
+  const credentials = new TextEncoder().encode(`${a.username}:${a.password}`);
+  const headers = {
+    authorization: `Basic ${btoa(String.fromCharCode(...credentials))}`,
+    accept: 'application/json',
+  };
+  let timedOut = false;
+  /** A GET: its status and JSON body, with the body's `error_code` (or the status) as `code`. */
+  const get = async (path: string, retry = true) => {
+    const once = () =>
+      abortAfter(timeoutMs, (signal) =>
+        // Redirects are followed: older servers answered 307 from secondary nodes.
+        (fetchImpl ?? fetch)(`${a.url}/${path}`, { headers, signal }).catch((error) => {
+          timedOut = signal.aborted;
+          throw error;
+        }),
+      );
+    let response = await once();
+    if (retry && unavailable(response.status)) {
+      await response.body?.cancel();
+      await sleep(50);
+      response = await once();
+    }
+    const { ok, status } = response;
+    const body = await response.json().catch(() => undefined);
+    const code: string = typeof body?.error_code === 'string' ? body.error_code : `http ${status}`;
+    return { ok, status, body, code };
+  };
+  /** 401/403/404/...: the probe is misconfigured; that says nothing about the member. */
+  const problem = ({ status, code }: { status: number; code: string }): ProbeVerdict => {
+    if (status === 404) uidCache.delete(member.name);
+    return {
+      healthy: false,
+      reason: `availability API ${status}`,
+      configProblem: `availability API of "${member.name}" answered ${status} (${code})`,
+    };
+  };
   const host = new URL(member.url).hostname;
   try {
     let uid = a.bdbUid ?? uidCache.get(member.name);
     if (uid === undefined) {
-      uid = await discoverUid(client, host);
+      const found = await get('v1/bdbs?fields=uid,endpoints');
+      if (!found.ok) return problem(found);
+      // The database whose endpoint matches the member's host: dns_name first, then addr.
+      const bdbs: Array<{ uid: number; endpoints?: BdbEndpoint[] }> = Array.isArray(found.body)
+        ? found.body
+        : [];
+      const match = (test: (e: BdbEndpoint) => boolean | undefined) =>
+        bdbs.find((b) => b.endpoints?.some(test));
+      uid = (match((e) => e.dns_name === host) ?? match((e) => e.addr?.includes(host)))?.uid;
       if (uid === undefined) {
         return {
           healthy: false,
           reason: 'database not found',
-          configProblem: `no database endpoint of ${a.url} matches host ${host}`,
+          configProblem: `no database endpoint matches host ${host}`,
         };
       }
       uidCache.set(member.name, uid);
@@ -191,35 +169,18 @@ export const availabilityProbe: Probe = async ({
     const path = a.local
       ? `v1/local/bdbs/${uid}/endpoint/availability`
       : `v1/bdbs/${uid}/availability`;
-    const tolerance = a.lagToleranceMs ?? 5000;
-    try {
-      await client.get(`${path}?extend_check=lag&availability_lag_tolerance_ms=${tolerance}`);
-      return { healthy: true, reason: 'available' };
-    } catch (error) {
-      if (!(error instanceof AvailabilityHttpError) || !UNAVAILABLE.has(error.status)) throw error;
-      // Down, or only behind? Ask again without the lag condition.
-      try {
-        await client.get(path, { retry: false });
-        return { healthy: true, lagging: true, reason: `lagging (${error.code})` };
-      } catch (plain) {
-        if (plain instanceof AvailabilityHttpError && UNAVAILABLE.has(plain.status)) {
-          return { healthy: false, reason: plain.code };
-        }
-        throw plain;
-      }
-    }
-  } catch (error) {
-    if (error instanceof AvailabilityHttpError) {
-      if (error.status === 404) uidCache.delete(member.name);
-      return {
-        healthy: false,
-        reason: `availability API ${error.status}`,
-        configProblem: `availability API of "${member.name}" answered ${error.status} (${error.code})`,
-      };
-    }
-    const what =
-      error instanceof AvailabilityTimeout ? `timed out after ${timeoutMs} ms` : 'unreachable';
+    const lag = await get(
+      `${path}?extend_check=lag&availability_lag_tolerance_ms=${a.lagToleranceMs ?? 5000}`,
+    );
+    if (lag.ok) return { healthy: true, reason: 'available' };
+    if (!unavailable(lag.status)) return problem(lag);
+    // Down, or only behind? Ask again without the lag condition.
+    const plain = await get(path, false);
+    if (plain.ok) return { healthy: true, lagging: true, reason: `lagging (${lag.code})` };
+    return unavailable(plain.status) ? { healthy: false, reason: plain.code } : problem(plain);
+  } catch {
     uidCache.delete(member.name);
+    const what = timedOut ? `timed out after ${timeoutMs} ms` : 'unreachable';
     return { healthy: false, reason: `availability API ${what}`, unreachable: true };
   }
 };

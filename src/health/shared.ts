@@ -40,12 +40,17 @@ export function cacheKeyFor(storeKey: string): string {
   return `redis-edge-failover:health:${(hash >>> 0).toString(16).padStart(8, '0')}`;
 }
 
+/** The record, if `value` is one: a cache can hold anything (another format, a stray write). */
 function parse(value: unknown): SharedHealth | undefined {
-  if (!value || typeof value !== 'object') return undefined;
-  const v = value as SharedHealth;
-  if (v.version !== 1 || typeof v.at !== 'number' || typeof v.members !== 'object')
-    return undefined;
-  return v.key === undefined || typeof v.key === 'string' ? v : undefined;
+  const v = value as SharedHealth | null | undefined;
+  return v &&
+    typeof v === 'object' &&
+    v.version === 1 &&
+    typeof v.at === 'number' &&
+    typeof v.members === 'object' &&
+    (v.key === undefined || typeof v.key === 'string')
+    ? v
+    : undefined;
 }
 
 /** The subset of a Workers KV namespace this needs. */
@@ -70,12 +75,10 @@ export function kvHealthCache(
   const minInterval = options.minWriteIntervalMs ?? 1000;
   const lastWrite = new Map<string, number>();
   return {
-    async get(key) {
-      return parse(await kv.get(key, 'json'));
-    },
+    get: async (key) => parse(await kv.get(key, 'json')),
     async put(key, value) {
       const now = Date.now();
-      if (now - (lastWrite.get(key) ?? Number.NEGATIVE_INFINITY) < minInterval) return;
+      if (now - (lastWrite.get(key) ?? -Infinity) < minInterval) return;
       lastWrite.set(key, now);
       await kv.put(key, JSON.stringify(value), { expirationTtl: ttl });
     },
@@ -103,7 +106,7 @@ export function cacheApiHealthCache(
   const ttl = options.ttlSeconds ?? 600;
   const requestFor = (key: string) => new Request(`${origin}/${encodeURIComponent(key)}`);
   return {
-    async get(key) {
+    get: async (key) => {
       const response = await cache.match(requestFor(key));
       return response ? parse(await response.json()) : undefined;
     },

@@ -79,6 +79,15 @@ export interface HealthStats {
 const EWMA_ALPHA = 0.2;
 const SWITCH_HISTORY = 20;
 
+/**
+ * Deletes the fields of `o` that are undefined, and returns it: snapshots and shared records
+ * leave out what is not known rather than carry `undefined` keys.
+ */
+function compact<T extends object>(o: T): T {
+  for (const k in o) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
 export class HealthStore {
   readonly records = new Map<string, MemberRecord>();
   active: string | undefined;
@@ -94,7 +103,7 @@ export class HealthStore {
   readonly uidCache = new Map<string, number>();
   readonly stats: HealthStats = { probes: {}, refreshes: 0, sharedReads: 0, sharedHits: 0 };
   /** Earliest time the next traffic-driven refresh may start (jittered). */
-  nextRefreshAt = Number.NEGATIVE_INFINITY;
+  nextRefreshAt = -Infinity;
   /** Start of the refresh running in this isolate, if any. */
   refreshStartedAt: number | undefined;
   /** A refresh or shared read has given every member a verdict at least once. */
@@ -104,7 +113,7 @@ export class HealthStore {
 
   constructor(
     readonly key: string,
-    members: ResolvedMember[],
+    members: readonly ResolvedMember[],
   ) {
     for (const m of members) this.addMember(m);
   }
@@ -119,44 +128,6 @@ export class HealthStore {
     return this.records.delete(name);
   }
 
-  views(now: number): MemberView[] {
-    const out: MemberView[] = [];
-    for (const r of this.records.values()) {
-      const view: MemberView = {
-        name: r.member.name,
-        weight: r.member.weight,
-        status: r.status,
-        phase: circuitPhase(r.circuit, now),
-      };
-      if (r.member.location) view.location = r.member.location;
-      if (r.healthySince !== undefined) view.healthySince = r.healthySince;
-      if (r.lagging) view.lagging = true;
-      out.push(view);
-    }
-    return out;
-  }
-
-  private selectionInput(
-    hints: RequestHints | undefined,
-    proximity: boolean,
-    gracePeriodMs: number,
-    now: number,
-  ) {
-    return {
-      members: this.views(now),
-      active: this.active,
-      activeSince: this.activeSince,
-      gracePeriodMs,
-      proximity,
-      now,
-      ...(this.forced ? { forced: this.forced } : {}),
-      ...(this.shared && now < this.shared.until && this.shared.active !== undefined
-        ? { preferred: this.shared.active }
-        : {}),
-      ...(hints ? { hints } : {}),
-    };
-  }
-
   /** Runs the selector and applies its decision. Returns the selection (with `switched`). */
   select(
     hints: RequestHints | undefined,
@@ -165,7 +136,29 @@ export class HealthStore {
     now: number,
   ): Selection {
     if (this.forced && now >= this.forced.until) this.forced = undefined;
-    const selection = selectMembers(this.selectionInput(hints, proximity, gracePeriodMs, now));
+    const shared = this.shared;
+    const selection = selectMembers({
+      members: [...this.records.values()].map(
+        (r): MemberView => ({
+          name: r.member.name,
+          weight: r.member.weight,
+          location: r.member.location,
+          status: r.status,
+          phase: circuitPhase(r.circuit, now),
+          healthySince: r.healthySince,
+          lagging: r.lagging,
+        }),
+      ),
+      active: this.active,
+      activeSince: this.activeSince,
+      gracePeriodMs,
+      proximity,
+      now,
+      forced: this.forced,
+      // The published choice is followed only while the record is fresh.
+      preferred: shared && now < shared.until ? shared.active : undefined,
+      hints,
+    });
     if (selection.active !== this.active) {
       this.setActive(selection.active, selection.switched?.reason, now);
     }
@@ -200,11 +193,8 @@ export class HealthStore {
     const previous = r.status;
     r.checkedAt = now;
     r.statusReason = reason;
-    if (status === 'healthy') {
-      if (previous !== 'healthy' || r.healthySince === undefined) r.healthySince = now;
-    } else {
-      r.healthySince = undefined;
-    }
+    if (status !== 'healthy') r.healthySince = undefined;
+    else if (previous !== 'healthy' || r.healthySince === undefined) r.healthySince = now;
     r.status = status;
     if (previous === status) return undefined;
     return { member: r.member.name, status, previous, reason, at: now };
@@ -221,10 +211,8 @@ export class HealthStore {
     const r = this.records.get(name);
     if (!r) return undefined;
     r.circuit = recordSuccess(r.circuit, settings, now);
-    r.latencyEwmaMs =
-      r.latencyEwmaMs === undefined
-        ? latencyMs
-        : r.latencyEwmaMs + EWMA_ALPHA * (latencyMs - r.latencyEwmaMs);
+    const ewma = r.latencyEwmaMs ?? latencyMs;
+    r.latencyEwmaMs = ewma + EWMA_ALPHA * (latencyMs - ewma);
     return this.setStatus(r, 'healthy', reason, now);
   }
 
@@ -241,8 +229,9 @@ export class HealthStore {
     const wasOpen = r.circuit.open;
     r.circuit = recordFailure(r.circuit, settings, now);
     r.lastError = { kind, message, at: now };
-    if (r.circuit.open && !wasOpen) return this.setStatus(r, 'unhealthy', 'circuit', now);
-    if (r.circuit.open) r.healthySince = undefined;
+    if (!r.circuit.open) return undefined;
+    if (!wasOpen) return this.setStatus(r, 'unhealthy', 'circuit', now);
+    r.healthySince = undefined;
     return undefined;
   }
 
@@ -260,37 +249,31 @@ export class HealthStore {
     const r = this.records.get(name);
     if (!r) return undefined;
     r.lagging = verdict.lagging === true;
-    if (verdict.configProblem) r.configProblem = verdict.configProblem;
-    else delete r.configProblem;
-    const phase = circuitPhase(r.circuit, now);
-    if (verdict.healthy) {
-      if (phase === 'half-open') r.circuit = recordSuccess(r.circuit, settings, now);
-      const event = this.setStatus(r, 'healthy', verdict.reason, now);
-      // Failback waits for a whole grace period *in sync*: a lagging member's streak restarts.
-      if (r.lagging) r.healthySince = undefined;
-      return event;
+    r.configProblem = verdict.configProblem;
+    const { healthy, reason } = verdict;
+    if (circuitPhase(r.circuit, now) === 'half-open') {
+      r.circuit = (healthy ? recordSuccess : tripCircuit)(r.circuit, settings, now);
     }
-    if (phase === 'half-open') r.circuit = tripCircuit(r.circuit, settings, now);
-    r.lastError = { kind: 'check', message: verdict.reason, at: now };
-    return this.setStatus(r, 'unhealthy', verdict.reason, now);
+    if (!healthy) r.lastError = { kind: 'check', message: reason, at: now };
+    const event = this.setStatus(r, healthy ? 'healthy' : 'unhealthy', reason, now);
+    // Failback waits for a whole grace period *in sync*: a lagging member's streak restarts.
+    if (r.lagging) r.healthySince = undefined;
+    return event;
   }
 
   /** The record the cron helper publishes: every member's health and the chosen active one. */
   toShared(now: number): SharedHealth {
     const members: SharedHealth['members'] = {};
     for (const r of this.records.values()) {
-      const m: SharedHealth['members'][string] = {
+      members[r.member.name] = compact({
         status: r.status,
         checkedAt: r.checkedAt ?? now,
-      };
-      if (r.statusReason !== undefined) m.reason = r.statusReason;
-      if (r.healthySince !== undefined) m.healthySince = r.healthySince;
-      if (r.lagging) m.lagging = true;
-      members[r.member.name] = m;
+        reason: r.statusReason,
+        healthySince: r.healthySince,
+        lagging: r.lagging || undefined,
+      });
     }
-    const shared: SharedHealth = { version: 1, key: this.key, at: now, members };
-    if (this.active !== undefined) shared.active = this.active;
-    return shared;
+    return compact({ version: 1, key: this.key, at: now, members, active: this.active });
   }
 
   /**
@@ -310,24 +293,23 @@ export class HealthStore {
     for (const [name, remote] of Object.entries(shared.members)) {
       const r = this.records.get(name);
       if (!r) continue;
-      const localFailureAt = r.lastError?.at ?? Number.NEGATIVE_INFINITY;
       const localIsNewer =
-        remote.checkedAt <= (r.checkedAt ?? Number.NEGATIVE_INFINITY) ||
-        (remote.status === 'healthy' && localFailureAt > remote.checkedAt);
+        remote.checkedAt <= (r.checkedAt ?? -Infinity) ||
+        (remote.status === 'healthy' && (r.lastError?.at ?? -Infinity) > remote.checkedAt);
       if (localIsNewer) {
         if (r.status === 'unhealthy' || r.circuit.open) keptLocal.push(name);
         continue;
       }
-      const previous = r.status;
-      r.status = remote.status;
-      r.checkedAt = remote.checkedAt;
+      // The record's own check time and healthy streak, not the time of this merge.
+      const event = this.setStatus(
+        r,
+        remote.status,
+        remote.reason ?? r.statusReason!,
+        remote.checkedAt,
+      );
       r.lagging = remote.lagging === true;
-      if (remote.reason !== undefined) r.statusReason = remote.reason;
       if (remote.status === 'healthy') r.healthySince = remote.healthySince ?? remote.checkedAt;
-      else r.healthySince = undefined;
-      if (previous !== r.status) {
-        events.push({ member: name, status: r.status, previous, reason: 'shared', at: now });
-      }
+      if (event) events.push({ ...event, reason: 'shared', at: now });
     }
     this.shared = { active: shared.active, at: shared.at, until: shared.at + followForMs };
     this.initialized = true;
@@ -335,41 +317,39 @@ export class HealthStore {
   }
 
   snapshot(now: number): StoreSnapshot {
-    const members: StoreSnapshot['members'] = [];
-    for (const r of this.records.values()) {
-      const entry: StoreSnapshot['members'][number] = {
-        name: r.member.name,
-        url: r.member.url,
-        weight: r.member.weight,
-        status: r.status,
-        circuit: circuitPhase(r.circuit, now),
-        consecutiveFailures: r.circuit.consecutiveFailures,
-      };
-      if (r.statusReason !== undefined) entry.statusReason = r.statusReason;
-      if (r.circuit.open && r.circuit.graceUntil !== undefined)
-        entry.graceUntil = r.circuit.graceUntil;
-      if (r.checkedAt !== undefined) entry.checkedAt = r.checkedAt;
-      if (r.healthySince !== undefined) entry.healthySince = r.healthySince;
-      if (r.lagging) entry.lagging = true;
-      if (r.configProblem) entry.configProblem = r.configProblem;
-      if (r.latencyEwmaMs !== undefined)
-        entry.latencyEwmaMs = Math.round(r.latencyEwmaMs * 10) / 10;
-      if (r.lastError) entry.lastError = { ...r.lastError };
-      if (r.member.availability) entry.availabilityUrl = r.member.availability.url;
-      members.push(entry);
-    }
     const snap: StoreSnapshot = {
       key: this.key,
       active: this.active,
       activeSince: this.activeSince,
-      members,
-      switches: this.switches.map((s) => ({ ...s })),
-      stats: { ...this.stats, probes: { ...this.stats.probes } },
+      members: [...this.records.values()].map((r) => {
+        const { member, circuit } = r;
+        return compact({
+          name: member.name,
+          url: member.url,
+          weight: member.weight,
+          status: r.status,
+          statusReason: r.statusReason,
+          circuit: circuitPhase(circuit, now),
+          consecutiveFailures: circuit.consecutiveFailures,
+          graceUntil: circuit.open ? circuit.graceUntil : undefined,
+          checkedAt: r.checkedAt,
+          healthySince: r.healthySince,
+          lagging: r.lagging || undefined,
+          configProblem: r.configProblem || undefined,
+          latencyEwmaMs:
+            r.latencyEwmaMs === undefined ? undefined : Math.round(r.latencyEwmaMs * 10) / 10,
+          lastError: r.lastError,
+          availabilityUrl: member.availability?.url,
+        });
+      }),
+      switches: this.switches,
+      stats: this.stats,
       at: now,
     };
-    if (this.forced) snap.forced = { ...this.forced };
+    if (this.forced) snap.forced = this.forced;
     if (this.shared) snap.sharedAt = this.shared.at;
-    return snap;
+    // Handed to users and status pages: a deep copy, so nothing they do reaches the store.
+    return structuredClone(snap);
   }
 }
 
@@ -388,7 +368,7 @@ export function healthStoreFor(members: readonly ResolvedMember[]): HealthStore 
   const key = storeKey(members);
   let store = stores.get(key);
   if (!store) {
-    store = new HealthStore(key, [...members]);
+    store = new HealthStore(key, members);
     stores.set(key, store);
   }
   return store;
