@@ -219,7 +219,8 @@ export async function runOverhead(
       };
       options.log(
         `  ${workload} c=${concurrency}: plain ${p.throughputMedian} ops/s p50 ${p.latency.p50} ms, ` +
-          `failover ${f.throughputMedian} ops/s p50 ${f.latency.p50} ms (ratio ${c.throughputRatio})`,
+          `failover ${f.throughputMedian} ops/s p50 ${f.latency.p50} ms (throughput ratio ${c.throughputRatio}, ` +
+          `p50 ratio ${c.p50Ratio} paired, ${c.p50RatioPooled} pooled)`,
       );
       cases.push(c);
     }

@@ -61,8 +61,8 @@ async function main(): Promise<void> {
         results.gateway = await runGatewayThroughput(group.member('a'), quick ? 1000 : 2000);
         log('a. happy-path overhead');
         results.overhead = await runOverhead(group, {
-          rounds: quick ? 2 : 10,
-          durationMs: quick ? 700 : 1000,
+          rounds: quick ? 2 : 16,
+          durationMs: quick ? 700 : 750,
           warmupMs: quick ? 200 : 500,
           log,
         });

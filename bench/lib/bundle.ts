@@ -21,11 +21,13 @@ export const SAMPLE_WORKER = 'workers/sample/index.ts';
 
 /**
  * Budget checked in CI: own code + dependencies other than `@upstash/redis`, for `.`. The design
- * goal is 10 KB; the client is at about 14.5 KB (no dependency left but @upstash/redis: the
- * command-safety table, health probes and field-naming validation are most of it), so this is a
- * regression guard at today's size plus a little, not the goal.
+ * goal is 10 KB; the client is at about 13.6 KB after a pass that cut every module for size
+ * (15.0 KB before; no dependency is left but @upstash/redis). What remains is mostly names and
+ * messages: the command names alone are ~0.9 KB gzip, the option names ~0.4 KB, and property
+ * names of records and snapshots survive minification. This is a regression guard at today's
+ * size plus a little, not the goal.
  */
-export const CORE_BUDGET_GZIP_BYTES = 16 * 1024;
+export const CORE_BUDGET_GZIP_BYTES = 14.5 * 1024;
 export const CORE_GOAL_GZIP_BYTES = 10 * 1024;
 
 export interface BundleSize {
