@@ -156,6 +156,11 @@ function worst(
   return Math.max(...scenarios.map((s) => pick(side(s, mode))));
 }
 
+/** `+3` / `-2`: a difference with its sign. */
+function signed(n: number): string {
+  return n > 0 ? `+${n}` : String(n);
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const m = r.machine;
   const parts: string[] = [];
@@ -318,14 +323,14 @@ ${table(
     const sel = r.micro.find((x) => x.name === 'store.select, 3 members');
     const extraCpu = r.overhead.map(
       (c) =>
-        `${c.workload} c=${c.concurrency}: +${round(c.failover.cpuUsPerOp - c.plain.cpuUsPerOp)} µs`,
+        `${c.workload} c=${c.concurrency}: ${signed(round(c.failover.cpuUsPerOp - c.plain.cpuUsPerOp))} µs`,
     );
     if (plainStub && oursStub && cls && sel) {
       parts.push(`**Where the difference comes from.** Selection plus classification cost
 ${round((cls.nsPerOp + sel.nsPerOp) / 1000)} µs per command (table below): not the issue. With
 \`fetch\` stubbed out, a GET costs ${round(plainStub.nsPerOp / 1000)} µs of CPU through the plain
 client and ${round(oursStub.nsPerOp / 1000)} µs through the failover client; over the network the
-client process spends ${extraCpu.join(', ')} more CPU per operation. That is the requester and
+client process spends ${extraCpu.join(', ')} CPU per operation (failover minus plain). That is the requester and
 transport machinery around each attempt: an \`AbortController\` and a timer per attempt (creating
 an \`AbortSignal\` is expensive in Node 20 and showed up among the largest items of a CPU profile
 of the stubbed loop), the race/hedge promise plumbing, the health-store bookkeeping. At
