@@ -330,10 +330,17 @@ ${table(
 ${round((cls.nsPerOp + sel.nsPerOp) / 1000)} µs per command (table below): not the issue. With
 \`fetch\` stubbed out, a GET costs ${round(plainStub.nsPerOp / 1000)} µs of CPU through the plain
 client and ${round(oursStub.nsPerOp / 1000)} µs through the failover client; over the network the
-client process spends ${extraCpu.join(', ')} CPU per operation (failover minus plain). That is the requester and
-transport machinery around each attempt: an \`AbortController\` and a timer per attempt (creating
-an \`AbortSignal\` is expensive in Node 20 and showed up among the largest items of a CPU profile
-of the stubbed loop), the race/hedge promise plumbing, the health-store bookkeeping. At
+client process spends ${extraCpu.join(', ')} CPU per operation (failover minus plain). Most of
+it is the per-attempt timeout: the transport hands \`fetch\` an \`AbortSignal\` so a timed-out
+request is really cancelled, and Node 20's undici pays for any signal (a follower
+\`AbortController\`, a \`WeakRef\`, a \`FinalizationRegistry\` entry): building a \`Request\`
+took 24 µs without a signal and 56 µs with one in an in-process check. In a side-by-side run
+without the signal the failover client's CPU came within the noise of the plain client's. It
+stays: without it a member that hangs keeps one socket per timed-out request open until it
+answers (about request rate × timeout sockets in a long-running Node server, enough to run out
+of file descriptors), and workerd's six connections per request would fill up. A signal shared
+between requests is not a way out either: undici leaves one listener per request on it until
+garbage collection. The rest is the requester and the health-store bookkeeping. At
 concurrency 1 it shows as latency (a few percent of a loopback round trip here); at
 concurrency 32 the client process competes for two cores with the gateway and redis-server, so
 client CPU turns directly into throughput.`);
