@@ -14,6 +14,17 @@
  *
  * Nothing here runs at module scope: the timer and AbortController are created inside `send`
  * (workerd forbids them globally and they must not cross requests).
+ *
+ * Cancellation is lazy. Every attempt is bounded by its timeout, but an attempt to a member
+ * that has not timed out or dropped a connection lately gets no `AbortSignal`: Node 20's
+ * undici pays ~25 µs of CPU for any signal (a follower controller, a WeakRef and a
+ * FinalizationRegistry entry per request), which was most of the happy-path cost over plain
+ * `@upstash/redis`. Such an attempt is raced against a timer instead; if the timer wins, the
+ * request is abandoned (a late answer is drained) and the member's attempts carry a signal
+ * for the next CANCEL_WINDOW_MS, so a member that hangs leaves at most the requests that were
+ * already in flight when it hung, each until the runtime's own limit (undici: 300 s; workerd:
+ * the end of the request), and every later attempt to it is really cancelled. A caller's
+ * signal (request disconnect, hedged read) always makes the attempt cancellable.
  */
 
 import { type MemberFailureReason, MemberRequestError } from './errors.js';
@@ -45,6 +56,14 @@ const SYNC_TOKEN_HEADER = 'upstash-sync-token';
 const RESERVED_HEADERS = /^(authorization|content-type|upstash-encoding|upstash-sync-token)$/i;
 // setTimeout fires at once for larger delays.
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * How long a member's attempts stay cancellable after a timeout or dropped connection: as long
+ * as undici's own headers timeout, so requests abandoned in one hang are gone before the next
+ * hang can abandon more.
+ */
+export const CANCEL_WINDOW_MS = 300_000;
+/** Rejection reason of the timer an uncancellable attempt is raced against. */
+const TIMED_OUT = Symbol('timed out');
 
 /**
  * Error codes that prove the request never left this client: no connection was established
@@ -306,6 +325,8 @@ class RestTransport implements MemberTransport {
   readonly #pipelineUrl: string = '';
   readonly #multiExecUrl: string = '';
   readonly #urlProblem: string | undefined;
+  /** Until when (performance.now()) attempts carry an AbortSignal; see CANCEL_WINDOW_MS. */
+  #cancellableUntil = Number.NEGATIVE_INFINITY;
 
   constructor(member: RestMember, options: RestTransportOptions) {
     this.name = member.name;
@@ -382,65 +403,93 @@ class RestTransport implements MemberTransport {
       headers = { ...headers, [SYNC_TOKEN_HEADER]: this.#syncToken };
     }
 
-    const controller = new AbortController();
-    let abortedBy: 'timeout' | 'caller' | undefined;
-    const onCallerAbort = () => {
-      abortedBy ??= 'caller';
-      controller.abort(callerSignal?.reason);
-    };
-    callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-    const timeoutMs = options.timeoutMs;
-    const timer = Number.isFinite(timeoutMs)
-      ? setTimeout(
-          () => {
-            abortedBy ??= 'timeout';
-            controller.abort();
-          },
-          Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS),
-        )
-      : undefined;
-    // An error after our own abort is the abort's doing, not the member's.
-    const abortedOutcome = (cause: unknown): AttemptOutcome =>
-      abortedBy === 'timeout'
-        ? failed(
-            started,
-            member,
-            'unknown-outcome',
-            'timeout',
-            `member "${member}" did not answer within ${timeoutMs} ms`,
-            undefined,
-            cause,
-          )
-        : failed(
-            started,
-            member,
-            'unknown-outcome',
-            'aborted',
-            `request to member "${member}" was aborted by the caller`,
-            undefined,
-            cause,
-          );
-
     const customFetch = this.#fetch;
+    const timeoutMs = options.timeoutMs;
+    const delay = Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS);
+    const bounded = Number.isFinite(timeoutMs);
+    let abortedBy: 'timeout' | 'caller' | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let controller: AbortController | undefined;
+    let onCallerAbort: (() => void) | undefined;
+    // Settles only when the timer fires first: raced against fetch and the body read of an
+    // attempt that has no signal.
+    let expired: Promise<never> | undefined;
+    if (callerSignal !== undefined || started < this.#cancellableUntil) {
+      const abort = new AbortController();
+      controller = abort;
+      onCallerAbort = () => {
+        abortedBy ??= 'caller';
+        abort.abort(callerSignal?.reason);
+      };
+      callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+      if (bounded) {
+        timer = setTimeout(() => {
+          abortedBy ??= 'timeout';
+          abort.abort();
+        }, delay);
+      }
+    } else if (bounded) {
+      expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          abortedBy = 'timeout';
+          reject(TIMED_OUT);
+        }, delay);
+      });
+    }
+    const untilDone = <T>(promise: Promise<T>): Promise<T> => {
+      if (expired) return Promise.race([promise, expired]);
+      // The runtime's fetch honours the signal (for the body too); only a supplied one might
+      // not, and racing it costs a promise and two listeners per call on the hot path.
+      if (controller && customFetch) return untilAborted(promise, controller.signal);
+      return promise;
+    };
+    // An error after our own abort (or timer) is its doing, not the member's.
+    const abortedOutcome = (cause: unknown): AttemptOutcome => {
+      if (abortedBy === 'caller') {
+        return failed(
+          started,
+          member,
+          'unknown-outcome',
+          'aborted',
+          `request to member "${member}" was aborted by the caller`,
+          undefined,
+          cause,
+        );
+      }
+      this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
+      return failed(
+        started,
+        member,
+        'unknown-outcome',
+        'timeout',
+        `member "${member}" did not answer within ${timeoutMs} ms`,
+        undefined,
+        cause === TIMED_OUT ? undefined : cause,
+      );
+    };
+
     try {
       let response: Response;
+      const init: RequestInit = {
+        method: 'POST',
+        headers,
+        body,
+        // Following would hand the token to another URL, and 301/302 turn POST into GET.
+        redirect: 'manual',
+      };
+      if (controller) init.signal = controller.signal;
+      const sent = customFetch ? customFetch(url, init) : fetch(url, init);
       try {
-        const init: RequestInit = {
-          method: 'POST',
-          headers,
-          body,
-          signal: controller.signal,
-          // Following would hand the token to another URL, and 301/302 turn POST into GET.
-          redirect: 'manual',
-        };
-        // The runtime's fetch honours the signal (for the body too); only a supplied one might
-        // not, and racing it costs a promise and two listeners per call on the hot path.
-        response = customFetch
-          ? await untilAborted(customFetch(url, init), controller.signal)
-          : await fetch(url, init);
+        response = await untilDone(sent);
       } catch (err) {
-        if (abortedBy !== undefined) return abortedOutcome(err);
+        if (abortedBy !== undefined) {
+          // Abandoned without a signal: free the connection if the member answers after all.
+          if (expired) sent.then((late) => late.body?.cancel()).catch(() => undefined);
+          return abortedOutcome(err);
+        }
         const kind = classifyFetchError(err);
+        if (kind === 'unknown-outcome')
+          this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
         const detail = describeFetchError(err);
         const message =
           kind === 'not-sent'
@@ -461,12 +510,15 @@ class RestTransport implements MemberTransport {
       }
 
       let text: string;
+      const reading = response.text();
       try {
-        text = customFetch
-          ? await untilAborted(response.text(), controller.signal)
-          : await response.text();
+        text = await untilDone(reading);
       } catch (err) {
-        if (abortedBy !== undefined) return abortedOutcome(err);
+        if (abortedBy !== undefined) {
+          reading.catch(() => undefined);
+          return abortedOutcome(err);
+        }
+        this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
         const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
         return failed(started, member, 'unknown-outcome', 'network', message, status, err);
       }
@@ -480,7 +532,7 @@ class RestTransport implements MemberTransport {
       return failed(started, member, 'unknown-outcome', 'malformed-reply', message, status);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onCallerAbort);
+      if (onCallerAbort) callerSignal?.removeEventListener('abort', onCallerAbort);
     }
   }
 }

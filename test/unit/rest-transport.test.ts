@@ -10,9 +10,14 @@ import {
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { Redis } from '@upstash/redis';
 import fc from 'fast-check';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { MemberRequestError } from '../../src/transport/errors.js';
-import { classifyFetchError, createRestTransport, decodeResult } from '../../src/transport/rest.js';
+import {
+  CANCEL_WINDOW_MS,
+  classifyFetchError,
+  createRestTransport,
+  decodeResult,
+} from '../../src/transport/rest.js';
 import {
   type AttemptOutcome,
   type MemberRequest,
@@ -730,6 +735,137 @@ describe('timeouts and aborts', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(server.requests).toHaveLength(1);
   });
+});
+
+describe('lazy cancellation', () => {
+  /** A fetch that records whether each request carried a signal, then fetches for real. */
+  function recordingFetch() {
+    const signals: Array<AbortSignal | undefined> = [];
+    const recording: typeof fetch = (input, init) => {
+      signals.push(init?.signal ?? undefined);
+      return fetch(input, init);
+    };
+    return { signals, fetch: recording };
+  }
+
+  /** An HTTP peer that answers, or holds every request until told to answer. */
+  async function switchableServer() {
+    const held: ServerResponse[] = [];
+    const closedEarly: number[] = [];
+    let hanging = false;
+    let seen = 0;
+    const server = await httpServer((_req, res) => {
+      const index = seen++;
+      res.on('close', () => {
+        if (!res.writableFinished) closedEarly.push(index);
+      });
+      if (hanging) held.push(res);
+      else json(res, 200, { result: b64('v') });
+    });
+    return {
+      server,
+      closedEarly,
+      hang: () => {
+        hanging = true;
+      },
+      answerAll: () => {
+        hanging = false;
+        for (const res of held.splice(0)) json(res, 200, { result: b64('late') });
+      },
+    };
+  }
+
+  it('sends no signal to a member that has not failed, and one to every attempt for CANCEL_WINDOW_MS after it timed out', async () => {
+    const peer = await switchableServer();
+    const recorder = recordingFetch();
+    const transport = transportFor(peer.server.url, 'b', { fetch: recorder.fetch });
+
+    expect(expectOk(await send(transport, cmd('get', 'k')))).toEqual({ result: 'v' });
+    expect(recorder.signals[0]).toBeUndefined();
+
+    peer.hang();
+    // Bounded by the timer alone: it ends on time, but the request stays open on the wire.
+    const started = performance.now();
+    const abandoned = await send(transport, cmd('get', 'k'), { timeoutMs: 150 });
+    expect(abandoned.kind).toBe('unknown-outcome');
+    expect(reasonOf(abandoned)).toBe('timeout');
+    expect(performance.now() - started).toBeLessThan(150 + 150);
+    expect(recorder.signals[1]).toBeUndefined();
+
+    // The member has timed out once: now the attempt is really cancelled on the wire.
+    const cancelled = await send(transport, cmd('get', 'k'), { timeoutMs: 150 });
+    expect(reasonOf(cancelled)).toBe('timeout');
+    expect(recorder.signals[2]?.aborted).toBe(true);
+    await expect.poll(() => peer.closedEarly, { timeout: 2000 }).toContain(2);
+    expect(peer.closedEarly).not.toContain(1);
+
+    // The abandoned request's late answer is taken and dropped; the member answers again,
+    // and attempts stay cancellable for the rest of the window.
+    peer.answerAll();
+    expect(expectOk(await send(transport, cmd('get', 'k')))).toEqual({ result: 'v' });
+    expect(recorder.signals[3]).toBeInstanceOf(AbortSignal);
+    expect(recorder.signals[3]?.aborted).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(peer.closedEarly).not.toContain(1);
+
+    // Once the window has passed without another failure, the signal goes again.
+    const now = performance.now.bind(performance);
+    const later = vi.spyOn(performance, 'now').mockImplementation(() => now() + CANCEL_WINDOW_MS);
+    try {
+      expectOk(await send(transport, cmd('get', 'k')));
+    } finally {
+      later.mockRestore();
+    }
+    expect(recorder.signals[4]).toBeUndefined();
+  });
+
+  it('makes a member cancellable after a connection it lost, not after a refused one', async () => {
+    const recorder = recordingFetch();
+    const refused = transportFor(`http://127.0.0.1:${await closedPort()}`, 'b', {
+      fetch: recorder.fetch,
+    });
+    expect((await send(refused, cmd('get', 'k'))).kind).toBe('not-sent');
+    expect((await send(refused, cmd('get', 'k'))).kind).toBe('not-sent');
+    expect(recorder.signals).toEqual([undefined, undefined]);
+
+    const dropping = await tcpServer((socket) => socket.destroy());
+    const lost = transportFor(dropping.url, 'b', { fetch: recorder.fetch });
+    expect((await send(lost, cmd('get', 'k'))).kind).toBe('unknown-outcome');
+    expect((await send(lost, cmd('get', 'k'))).kind).toBe('unknown-outcome');
+    expect(recorder.signals[2]).toBeUndefined();
+    expect(recorder.signals[3]).toBeInstanceOf(AbortSignal);
+  });
+
+  it('always gives the attempt a signal when the caller passes one', async () => {
+    const server = await httpServer((_req, res) => json(res, 200, { result: 'OK' }));
+    const recorder = recordingFetch();
+    const transport = transportFor(server.url, 'b', { fetch: recorder.fetch });
+    const controller = new AbortController();
+    expectOk(await send(transport, cmd('get', 'k'), { signal: controller.signal }));
+    expect(recorder.signals[0]).toBeInstanceOf(AbortSignal);
+  });
+
+  for (const state of ['has not failed', 'is within its cancellation window'] as const) {
+    it(`times out a silent member and a stalled body on time when the member ${state}`, async () => {
+      const silent = await tcpServer(() => {});
+      const stalled = await tcpServer((socket) => {
+        socket.write(
+          'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"res',
+        );
+      });
+      for (const server of [silent, stalled]) {
+        const recorder = recordingFetch();
+        const transport = transportFor(server.url, 'b', { fetch: recorder.fetch });
+        if (state !== 'has not failed') await send(transport, cmd('get', 'k'), { timeoutMs: 20 });
+        const started = performance.now();
+        const outcome = await send(transport, cmd('get', 'k'), { timeoutMs: 150 });
+        expect(outcome.kind).toBe('unknown-outcome');
+        expect(reasonOf(outcome)).toBe('timeout');
+        expect(performance.now() - started).toBeLessThan(150 + 150);
+        expect(recorder.signals.at(-1) === undefined).toBe(state === 'has not failed');
+      }
+    });
+  }
 });
 
 describe('classifyFetchError', () => {
