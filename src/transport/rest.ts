@@ -318,6 +318,8 @@ function classifyStatus(
 class RestTransport implements MemberTransport {
   readonly name: string;
   #syncToken = '';
+  /** `#headers` plus the sync token, rebuilt when the token changes rather than per request. */
+  #headersWithToken: Record<string, string> | undefined;
   readonly #readYourWrites: boolean;
   readonly #fetch: typeof fetch | undefined;
   readonly #headers: Record<string, string>;
@@ -398,10 +400,7 @@ class RestTransport implements MemberTransport {
       url = request.kind === 'pipeline' ? this.#pipelineUrl : this.#multiExecUrl;
       body = JSON.stringify(request.commands);
     }
-    let headers = this.#headers;
-    if (this.#readYourWrites && this.#syncToken !== '') {
-      headers = { ...headers, [SYNC_TOKEN_HEADER]: this.#syncToken };
-    }
+    const headers = this.#headersWithToken ?? this.#headers;
 
     const customFetch = this.#fetch;
     const timeoutMs = options.timeoutMs;
@@ -411,10 +410,15 @@ class RestTransport implements MemberTransport {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let controller: AbortController | undefined;
     let onCallerAbort: (() => void) | undefined;
-    // Settles only when the timer fires first: raced against fetch and the body read of an
-    // attempt that has no signal.
-    let expired: Promise<never> | undefined;
-    if (callerSignal !== undefined || started < this.#cancellableUntil) {
+    // Without a signal, the timer rejects whichever stage (fetch, body read) is being awaited.
+    const timerOnly = callerSignal === undefined && started >= this.#cancellableUntil && bounded;
+    let expire: ((reason: unknown) => void) | undefined;
+    if (timerOnly) {
+      timer = setTimeout(() => {
+        abortedBy = 'timeout';
+        expire?.(TIMED_OUT);
+      }, delay);
+    } else if (callerSignal !== undefined || started < this.#cancellableUntil) {
       const abort = new AbortController();
       controller = abort;
       onCallerAbort = () => {
@@ -428,16 +432,14 @@ class RestTransport implements MemberTransport {
           abort.abort();
         }, delay);
       }
-    } else if (bounded) {
-      expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          abortedBy = 'timeout';
-          reject(TIMED_OUT);
-        }, delay);
-      });
     }
     const untilDone = <T>(promise: Promise<T>): Promise<T> => {
-      if (expired) return Promise.race([promise, expired]);
+      if (timerOnly) {
+        return new Promise<T>((resolve, reject) => {
+          expire = reject;
+          promise.then(resolve, reject);
+        });
+      }
       // The runtime's fetch honours the signal (for the body too); only a supplied one might
       // not, and racing it costs a promise and two listeners per call on the hot path.
       if (controller && customFetch) return untilAborted(promise, controller.signal);
@@ -484,7 +486,7 @@ class RestTransport implements MemberTransport {
       } catch (err) {
         if (abortedBy !== undefined) {
           // Abandoned without a signal: free the connection if the member answers after all.
-          if (expired) sent.then((late) => late.body?.cancel()).catch(() => undefined);
+          if (timerOnly) sent.then((late) => late.body?.cancel()).catch(() => undefined);
           return abortedOutcome(err);
         }
         const kind = classifyFetchError(err);
@@ -501,7 +503,10 @@ class RestTransport implements MemberTransport {
       const status = response.status;
       if (status >= 200 && status < 300 && this.#readYourWrites) {
         const token = response.headers.get(SYNC_TOKEN_HEADER);
-        if (token !== null && token !== '') this.#syncToken = token;
+        if (token !== null && token !== '' && token !== this.#syncToken) {
+          this.#syncToken = token;
+          this.#headersWithToken = { ...this.#headers, [SYNC_TOKEN_HEADER]: token };
+        }
       }
       const early = classifyStatus(response, member, started);
       if (early !== undefined) {
