@@ -245,6 +245,7 @@ export class FailoverRequester implements Requester {
 
     const failures: MemberAttemptFailure[] = [];
     const pending = new Set<Attempt>();
+    let current: { attempt: Attempt; sent: Promise<AttemptOutcome> } | undefined;
     let next = 0;
 
     // Only a hedged read can have two attempts in flight and so ever cancels one; other calls
@@ -271,7 +272,13 @@ export class FailoverRequester implements Requester {
       }
       const sendOptions: SendOptions = { timeoutMs: Math.min(o.timeoutMs, remaining) };
       if (signal) sendOptions.signal = signal;
-      attempt.promise = transport.send(request, sendOptions).then((outcome) => {
+      const sent = transport.send(request, sendOptions);
+      // One attempt at a time needs no bookkeeping beyond the promise it is awaited through.
+      if (hedgeAfter === undefined) {
+        current = { attempt, sent };
+        return true;
+      }
+      attempt.promise = sent.then((outcome) => {
         detach?.();
         return { attempt, outcome };
       });
@@ -290,12 +297,13 @@ export class FailoverRequester implements Requester {
 
     while (true) {
       scope.signal?.throwIfAborted();
-      if (pending.size === 0 && !launch()) break;
       let settled: Awaited<Attempt['promise']> | 'hedge';
       if (hedgeAfter === undefined) {
-        // One attempt at a time: wait for it directly.
-        settled = await pending.values().next().value!.promise;
+        if (!launch()) break;
+        const { attempt, sent } = current!;
+        settled = { attempt, outcome: await sent };
       } else {
+        if (pending.size === 0 && !launch()) break;
         const timer = delay(next < order.length ? hedgeAfter : undefined);
         settled = await Promise.race([...[...pending].map((a) => a.promise), timer.promise]);
         timer.cancel();

@@ -116,13 +116,16 @@ function hasProximity(input: SelectionInput): boolean {
 
 /** Orders all members: healthy, unknown, half-open, down; then nearest or heaviest; then name. */
 export function rankMembers(input: SelectionInput): MemberView[] {
-  const byDistance = hasProximity(input);
-  const distance = new Map<string, number>();
-  if (byDistance) for (const m of input.members) distance.set(m.name, proximityOf(m, input.hints));
+  // Allocated only with proximity: this runs before every command.
+  let distance: Map<string, number> | undefined;
+  if (hasProximity(input)) {
+    distance = new Map();
+    for (const m of input.members) distance.set(m.name, proximityOf(m, input.hints));
+  }
   return [...input.members].sort((a, b) => {
     const t = tier(a) - tier(b);
     if (t !== 0) return t;
-    if (byDistance) {
+    if (distance) {
       const d = distance.get(a.name)! - distance.get(b.name)!;
       if (d !== 0 && !Number.isNaN(d)) return d;
     }
@@ -155,14 +158,16 @@ function reasonForLeaving(current: MemberView | undefined): SwitchReason {
 
 export function selectMembers(input: SelectionInput): Selection {
   const ranked = rankMembers(input);
-  const byName = new Map(input.members.map((m) => [m.name, m]));
-  const current = input.active === undefined ? undefined : byName.get(input.active);
+  // A handful of members: a scan is cheaper than building a Map per command.
+  const byName = (name: string | undefined) =>
+    name === undefined ? undefined : input.members.find((m) => m.name === name);
+  const current = byName(input.active);
   let next: MemberView | undefined = current;
   let reason: SwitchReason | undefined;
 
   const forced = input.forced;
-  const forcedMember = forced && input.now < forced.until ? byName.get(forced.name) : undefined;
-  const preferred = input.preferred === undefined ? undefined : byName.get(input.preferred);
+  const forcedMember = forced && input.now < forced.until ? byName(forced.name) : undefined;
+  const preferred = byName(input.preferred);
 
   if (forcedMember) {
     next = forcedMember;

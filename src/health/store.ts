@@ -137,18 +137,20 @@ export class HealthStore {
   ): Selection {
     if (this.forced && now >= this.forced.until) this.forced = undefined;
     const shared = this.shared;
+    const members: MemberView[] = [];
+    for (const r of this.records.values()) {
+      members.push({
+        name: r.member.name,
+        weight: r.member.weight,
+        location: r.member.location,
+        status: r.status,
+        phase: circuitPhase(r.circuit, now),
+        healthySince: r.healthySince,
+        lagging: r.lagging,
+      });
+    }
     const selection = selectMembers({
-      members: [...this.records.values()].map(
-        (r): MemberView => ({
-          name: r.member.name,
-          weight: r.member.weight,
-          location: r.member.location,
-          status: r.status,
-          phase: circuitPhase(r.circuit, now),
-          healthySince: r.healthySince,
-          lagging: r.lagging,
-        }),
-      ),
+      members,
       active: this.active,
       activeSince: this.activeSince,
       gracePeriodMs,
