@@ -281,7 +281,8 @@ Like with like: the failover client does not auto-pipeline by default
 (\`enableAutoPipelining: false\`), so the plain client is built with
 \`enableAutoPipelining: false\` as well, and with \`enableTelemetry: false\` (the failover
 client's requester sends no telemetry headers). Both use base64 responses, read-your-writes and
-the global \`fetch\`. Throughput and p50 ratios = median of the per-round (paired) ratios:
+the global \`fetch\`. The failover client is the built package (\`npm run build\`), as users
+install it, like the plain one. Throughput and p50 ratios = median of the per-round (paired) ratios:
 the two runs of a round saw the same machine, so their ratio cancels the drift between rounds
 (the pooled p50 ratio, over all rounds at once, is shown too); p99 over all rounds pooled
 (one round has too few samples for its own p99); client CPU = \`process.cpuUsage()\` of the client process per
@@ -330,17 +331,16 @@ ${table(
 ${round((cls.nsPerOp + sel.nsPerOp) / 1000)} µs per command (table below): not the issue. With
 \`fetch\` stubbed out, a GET costs ${round(plainStub.nsPerOp / 1000)} µs of CPU through the plain
 client and ${round(oursStub.nsPerOp / 1000)} µs through the failover client; over the network the
-client process spends ${extraCpu.join(', ')} CPU per operation (failover minus plain). Most of
-it is the per-attempt timeout: the transport hands \`fetch\` an \`AbortSignal\` so a timed-out
-request is really cancelled, and Node 20's undici pays for any signal (a follower
-\`AbortController\`, a \`WeakRef\`, a \`FinalizationRegistry\` entry): building a \`Request\`
-took 24 µs without a signal and 56 µs with one in an in-process check. In a side-by-side run
-without the signal the failover client's CPU came within the noise of the plain client's. It
-stays: without it a member that hangs keeps one socket per timed-out request open until it
-answers (about request rate × timeout sockets in a long-running Node server, enough to run out
-of file descriptors), and workerd's six connections per request would fill up. A signal shared
-between requests is not a way out either: undici leaves one listener per request on it until
-garbage collection. The rest is the requester and the health-store bookkeeping. At
+client process spends ${extraCpu.join(', ')} CPU per operation (failover minus plain).
+Cancellation is lazy: an attempt to a member that has not timed out or dropped a connection in
+the last 5 minutes gets a timer but no \`AbortSignal\`, because Node 20's undici pays for any
+signal a request carries (a follower \`AbortController\`, a \`WeakRef\`, a
+\`FinalizationRegistry\` entry: ~25 µs of CPU per request in an interleaved A/B over this
+gateway, which was most of the gap when every attempt carried one). After a timeout, that
+member's attempts carry a signal for 5 minutes, so a hanging member is really cancelled; the
+requests in flight when it hung are left to the runtime's own limit (README, "Choices"). A
+signal shared between requests would not help: undici leaves one listener per request on it
+until garbage collection. The rest is the requester and the health-store bookkeeping. At
 concurrency 1 it shows as latency (a few percent of a loopback round trip here); at
 concurrency 32 the client process competes for two cores with the gateway and redis-server, so
 client CPU turns directly into throughput.`);

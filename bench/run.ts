@@ -24,7 +24,7 @@ import { machine } from './lib/machine.js';
 import { MemberGroup } from './lib/remote-cluster.js';
 import { toSvg } from './lib/svg.js';
 import { runOutage } from './outage.js';
-import { runGatewayThroughput, runMicro, runOverhead } from './overhead.js';
+import { builtLibrary, runGatewayThroughput, runMicro, runOverhead } from './overhead.js';
 import { runProbeLoad } from './probe-load.js';
 import { type BenchResults, renderCharts, renderMarkdown } from './report.js';
 
@@ -56,13 +56,14 @@ async function main(): Promise<void> {
     try {
       if (only.has('a')) {
         log('a. micro-benchmarks');
-        results.micro = await runMicro(group.members);
+        const library = await builtLibrary();
+        results.micro = await runMicro(group.members, library);
         log('a. gateway throughput');
         results.gateway = await runGatewayThroughput(group.member('a'), quick ? 1000 : 2000);
         log('a. happy-path overhead');
-        results.overhead = await runOverhead(group, {
-          rounds: quick ? 2 : 16,
-          durationMs: quick ? 700 : 750,
+        results.overhead = await runOverhead(group, library, {
+          rounds: quick ? 2 : 24,
+          durationMs: quick ? 700 : 600,
           warmupMs: quick ? 200 : 500,
           log,
         });
