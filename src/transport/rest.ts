@@ -229,28 +229,6 @@ function isErrorReply(reply: RestReply | RestReply[]): boolean {
   return !Array.isArray(reply) && typeof reply.error === 'string';
 }
 
-/** Races `promise` against `signal`, so a fetch that ignores its signal cannot outlive it. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 type FailureKind = Exclude<AttemptOutcome['kind'], 'ok'>;
 
 /** A failed attempt; `message` names the member and never carries its URL or token. */
@@ -404,47 +382,33 @@ class RestTransport implements MemberTransport {
 
     const customFetch = this.#fetch;
     const timeoutMs = options.timeoutMs;
-    const delay = Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS);
-    const bounded = Number.isFinite(timeoutMs);
+    // Lazy cancellation (see the module comment): a signal only for a member that failed lately,
+    // or to pass the caller's abort on.
+    const controller =
+      callerSignal !== undefined || started < this.#cancellableUntil
+        ? new AbortController()
+        : undefined;
     let abortedBy: 'timeout' | 'caller' | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let controller: AbortController | undefined;
-    let onCallerAbort: (() => void) | undefined;
-    // Without a signal, the timer rejects whichever stage (fetch, body read) is being awaited.
-    const timerOnly = callerSignal === undefined && started >= this.#cancellableUntil && bounded;
+    // Rejects whichever stage (fetch, body read) is being awaited: the attempt ends on time with
+    // no signal, and with a supplied fetch that ignores its signal.
     let expire: ((reason: unknown) => void) | undefined;
-    if (timerOnly) {
-      timer = setTimeout(() => {
-        abortedBy = 'timeout';
-        expire?.(TIMED_OUT);
-      }, delay);
-    } else if (callerSignal !== undefined || started < this.#cancellableUntil) {
-      const abort = new AbortController();
-      controller = abort;
-      onCallerAbort = () => {
-        abortedBy ??= 'caller';
-        abort.abort(callerSignal?.reason);
-      };
-      callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-      if (bounded) {
-        timer = setTimeout(() => {
-          abortedBy ??= 'timeout';
-          abort.abort();
-        }, delay);
-      }
-    }
-    const untilDone = <T>(promise: Promise<T>): Promise<T> => {
-      if (timerOnly) {
-        return new Promise<T>((resolve, reject) => {
-          expire = reject;
-          promise.then(resolve, reject);
-        });
-      }
-      // The runtime's fetch honours the signal (for the body too); only a supplied one might
-      // not, and racing it costs a promise and two listeners per call on the hot path.
-      if (controller && customFetch) return untilAborted(promise, controller.signal);
-      return promise;
+    const stop = (by: 'timeout' | 'caller', reason?: unknown) => {
+      abortedBy ??= by;
+      controller?.abort(reason);
+      expire?.(reason ?? TIMED_OUT);
     };
+    const onCallerAbort = () => stop('caller', callerSignal?.reason);
+    callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(() => stop('timeout'), Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS))
+      : undefined;
+    const untilDone = <T>(promise: Promise<T>): Promise<T> =>
+      timer === undefined && controller === undefined
+        ? promise
+        : new Promise<T>((resolve, reject) => {
+            expire = reject;
+            promise.then(resolve, reject);
+          });
     // An error after our own abort (or timer) is its doing, not the member's.
     const abortedOutcome = (cause: unknown): AttemptOutcome => {
       if (abortedBy === 'caller') {
@@ -486,7 +450,7 @@ class RestTransport implements MemberTransport {
       } catch (err) {
         if (abortedBy !== undefined) {
           // Abandoned without a signal: free the connection if the member answers after all.
-          if (timerOnly) sent.then((late) => late.body?.cancel()).catch(() => undefined);
+          if (!controller) sent.then((late) => late.body?.cancel()).catch(() => undefined);
           return abortedOutcome(err);
         }
         const kind = classifyFetchError(err);
@@ -536,8 +500,8 @@ class RestTransport implements MemberTransport {
       const message = `member "${member}" answered HTTP ${status} with a body that is not an Upstash REST reply; the request may or may not have run`;
       return failed(started, member, 'unknown-outcome', 'malformed-reply', message, status);
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      if (onCallerAbort) callerSignal?.removeEventListener('abort', onCallerAbort);
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCallerAbort);
     }
   }
 }
