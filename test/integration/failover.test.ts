@@ -96,6 +96,44 @@ describe('request-scoped failover', () => {
     expect(elapsed).toBeLessThan(500 + 900); // the attempt timeout, far from the 3 s deadline
   });
 
+  it('SIGSTOP under concurrent reads: only requests already in flight go without a signal; later attempts to the hung member are cancelled', async () => {
+    const a = cluster.members.find((m) => m.name === 'a')!;
+    const toA: Array<{ signal: AbortSignal | undefined }> = [];
+    const recording: typeof fetch = (input, init) => {
+      const url = String(input);
+      // The reads of this test only (health probes may PING the same URL).
+      if ((url === a.url || url === `${a.url}/`) && String(init?.body).includes('hang:key')) {
+        toA.push({ signal: init?.signal ?? undefined });
+      }
+      return fetch(input, init);
+    };
+    const { redis } = client({ fetch: recording });
+    await plainOn('b').set('hang:key', 'from-b');
+    await plainOn('a').set('hang:key', 'from-a');
+    await redis.refreshAll();
+    expect(await redis.get('hang:key')).toBe('from-a');
+    expect(toA.every((r) => r.signal === undefined)).toBe(true);
+
+    await cluster.pause('a');
+    const before = toA.length;
+    const first = await Promise.all(Array.from({ length: 10 }, () => redis.get('hang:key')));
+    expect(first).toEqual(Array(10).fill('from-b'));
+    // The ten were sent before anything had timed out: timer-bounded, no signal.
+    const inFlight = toA.slice(before);
+    expect(inFlight.length).toBe(10);
+    expect(inFlight.every((r) => r.signal === undefined)).toBe(true);
+
+    // Send traffic to the hung member again: every attempt now carries a signal, aborted at
+    // its timeout, so no further request is left open on it.
+    redis.forceActiveMember('a', 60_000);
+    const after = toA.length;
+    const second = await Promise.all(Array.from({ length: 5 }, () => redis.get('hang:key')));
+    expect(second).toEqual(Array(5).fill('from-b'));
+    const cancelled = toA.slice(after);
+    expect(cancelled.length).toBe(5);
+    expect(cancelled.every((r) => r.signal?.aborted === true)).toBe(true);
+  });
+
   it('SIGSTOP: a non-idempotent write in flight is refused as ambiguous and runs at most once', async () => {
     const { redis } = client();
     await redis.refreshAll();
