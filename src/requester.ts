@@ -79,18 +79,25 @@ export class FailoverCore {
     if (!record || token === undefined) return undefined;
     const { member } = record;
     const cached = this.store.transports.get(name);
-    if (cached && cached.token === token && cached.fetch === this.options.fetch) {
+    const cancelAlways = this.options.cancellation === 'always';
+    if (
+      cached &&
+      cached.token === token &&
+      cached.fetch === this.options.fetch &&
+      cached.cancelAlways === cancelAlways
+    ) {
       return cached.transport;
     }
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
       readYourWrites: this.options.readYourWrites,
+      cancelAlways,
     };
     if (this.options.fetch) transportOptions.fetch = this.options.fetch;
     const transport = createRestTransport(
       { name: member.name, url: member.url, token },
       transportOptions,
     );
-    this.store.transports.set(name, { token, fetch: this.options.fetch, transport });
+    this.store.transports.set(name, { token, fetch: this.options.fetch, cancelAlways, transport });
     return transport;
   }
 

@@ -97,7 +97,12 @@ export class HealthStore {
   /** Transports per member, kept here so per-request clients keep each member's sync token. */
   readonly transports = new Map<
     string,
-    { token: string; fetch: typeof fetch | undefined; transport: MemberTransport }
+    {
+      token: string;
+      fetch: typeof fetch | undefined;
+      cancelAlways: boolean;
+      transport: MemberTransport;
+    }
   >();
   /** Database uids found by availability-API discovery, per member. */
   readonly uidCache = new Map<string, number>();

@@ -50,6 +50,8 @@ export interface RestTransportOptions {
   fetch?: typeof fetch;
   /** Extra request headers; they cannot override auth, content type, encoding or sync token. */
   headers?: Record<string, string>;
+  /** Give every attempt an AbortSignal, not only after a failure (see CANCEL_WINDOW_MS). */
+  cancelAlways?: boolean;
 }
 
 const SYNC_TOKEN_HEADER = 'upstash-sync-token';
@@ -311,6 +313,7 @@ class RestTransport implements MemberTransport {
   constructor(member: RestMember, options: RestTransportOptions) {
     this.name = member.name;
     this.#readYourWrites = options.readYourWrites ?? true;
+    if (options.cancelAlways) this.#cancellableUntil = Number.POSITIVE_INFINITY;
     this.#fetch = options.fetch;
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(options.headers ?? {})) {
@@ -341,6 +344,11 @@ class RestTransport implements MemberTransport {
     this.#pipelineUrl = url.href;
     url.pathname = `${path}/multi-exec`;
     this.#multiExecUrl = url.href;
+  }
+
+  /** This member timed out or dropped a connection: cancel its attempts for a while. */
+  #suspect(): void {
+    this.#cancellableUntil = Math.max(this.#cancellableUntil, performance.now() + CANCEL_WINDOW_MS);
   }
 
   get syncToken(): string {
@@ -422,7 +430,7 @@ class RestTransport implements MemberTransport {
           cause,
         );
       }
-      this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
+      this.#suspect();
       return failed(
         started,
         member,
@@ -454,8 +462,7 @@ class RestTransport implements MemberTransport {
           return abortedOutcome(err);
         }
         const kind = classifyFetchError(err);
-        if (kind === 'unknown-outcome')
-          this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
+        if (kind === 'unknown-outcome') this.#suspect();
         const detail = describeFetchError(err);
         const message =
           kind === 'not-sent'
@@ -487,7 +494,7 @@ class RestTransport implements MemberTransport {
           reading.catch(() => undefined);
           return abortedOutcome(err);
         }
-        this.#cancellableUntil = performance.now() + CANCEL_WINDOW_MS;
+        this.#suspect();
         const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
         return failed(started, member, 'unknown-outcome', 'network', message, status, err);
       }

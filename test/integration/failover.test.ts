@@ -132,6 +132,15 @@ describe('request-scoped failover', () => {
     const cancelled = toA.slice(after);
     expect(cancelled.length).toBe(5);
     expect(cancelled.every((r) => r.signal?.aborted === true)).toBe(true);
+
+    // cancellation: 'always' gives every attempt a signal, a healthy member's too.
+    await cluster.resume('a');
+    const eager = client({ fetch: recording, cancellation: 'always' });
+    await eager.redis.refreshAll();
+    eager.redis.forceActiveMember('a', 60_000);
+    const healthy = toA.length;
+    expect(await eager.redis.get('hang:key')).toBe('from-a');
+    expect(toA.slice(healthy).map((r) => r.signal instanceof AbortSignal)).toEqual([true]);
   });
 
   it('SIGSTOP: a non-idempotent write in flight is refused as ambiguous and runs at most once', async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULTS, resolveOptions } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -31,6 +31,28 @@ describe('resolveOptions', () => {
     expect(o.circuit.gracePeriodMs).toBe(60_000);
     expect(o.retryAmbiguousWrites).toBe(false);
     expect(o.hedgeAfterMs).toBeUndefined();
+    expect(o.cancellation).toBe('after-failure');
+    expect(resolveOptions({ members: [member()], cancellation: 'always' }).cancellation).toBe(
+      'always',
+    );
+  });
+
+  it('cancels every attempt by default on Cloudflare Workers (navigator.userAgent), and not elsewhere', () => {
+    vi.stubGlobal('navigator', { userAgent: 'Cloudflare-Workers' });
+    try {
+      expect(resolveOptions({ members: [member()] }).cancellation).toBe('always');
+      expect(
+        resolveOptions({ members: [member()], cancellation: 'after-failure' }).cancellation,
+      ).toBe('after-failure');
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    vi.stubGlobal('navigator', { userAgent: 'Mozilla/5.0' });
+    try {
+      expect(resolveOptions({ members: [member()] }).cancellation).toBe('after-failure');
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it('fills circuit and health defaults from DEFAULTS', () => {
@@ -54,6 +76,7 @@ describe('resolveOptions', () => {
         'proximity',
         'allowInsecureHttp',
         'readYourWrites',
+        'cancellation',
         'enableAutoPipelining',
         'fetch',
         'now',
@@ -119,6 +142,9 @@ describe('resolveOptions', () => {
       'members[0] ("a").url',
     );
     expect(fieldOf(() => resolveOptions({ members: [member()], timeoutMs: 0 }))).toBe('timeoutMs');
+    expect(
+      fieldOf(() => resolveOptions({ members: [member()], cancellation: 'never' as 'always' })),
+    ).toBe('cancellation');
     expect(
       fieldOf(() =>
         resolveOptions({ members: [member()], circuit: { failureRate: { threshold: 2 } } }),

@@ -836,6 +836,17 @@ describe('lazy cancellation', () => {
     expect(recorder.signals[3]).toBeInstanceOf(AbortSignal);
   });
 
+  it('gives every attempt a signal with cancelAlways, before and after a timeout', async () => {
+    const silent = await tcpServer(() => {});
+    const recorder = recordingFetch();
+    const transport = transportFor(silent.url, 'b', { fetch: recorder.fetch, cancelAlways: true });
+    for (let i = 0; i < 2; i++) {
+      const outcome = await send(transport, cmd('get', 'k'), { timeoutMs: 50 });
+      expect(reasonOf(outcome)).toBe('timeout');
+    }
+    expect(recorder.signals.map((s) => s?.aborted)).toEqual([true, true]);
+  });
+
   it('always gives the attempt a signal when the caller passes one', async () => {
     const server = await httpServer((_req, res) => json(res, 200, { result: 'OK' }));
     const recorder = recordingFetch();
