@@ -452,13 +452,15 @@ class RestTransport implements MemberTransport {
         redirect: 'manual',
       };
       if (controller) init.signal = controller.signal;
-      const sent = customFetch ? customFetch(url, init) : fetch(url, init);
+      let sent: Promise<Response> | undefined;
       try {
+        // Inside the try: a supplied fetch may throw instead of rejecting.
+        sent = customFetch ? customFetch(url, init) : fetch(url, init);
         response = await untilDone(sent);
       } catch (err) {
         if (abortedBy !== undefined) {
           // Abandoned without a signal: free the connection if the member answers after all.
-          if (!controller) sent.then((late) => late.body?.cancel()).catch(() => undefined);
+          if (!controller) sent?.then((late) => late.body?.cancel()).catch(() => undefined);
           return abortedOutcome(err);
         }
         const kind = classifyFetchError(err);

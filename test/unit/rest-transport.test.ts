@@ -847,6 +847,18 @@ describe('lazy cancellation', () => {
     expect(recorder.signals.map((s) => s?.aborted)).toEqual([true, true]);
   });
 
+  it('reports a supplied fetch that throws instead of rejecting as an outcome, not an exception', async () => {
+    const throwing: typeof fetch = () => {
+      throw new TypeError('boom');
+    };
+    const outcome = await send(
+      transportFor('http://127.0.0.1:9', 'b', { fetch: throwing }),
+      cmd('get', 'k'),
+    );
+    expect(outcome.kind).toBe('unknown-outcome');
+    expect(reasonOf(outcome)).toBe('network');
+  });
+
   it('always gives the attempt a signal when the caller passes one', async () => {
     const server = await httpServer((_req, res) => json(res, 200, { result: 'OK' }));
     const recorder = recordingFetch();
