@@ -20,7 +20,7 @@ import { resolveOptions } from '../src/config.js';
 import { healthStoreFor, resetHealthStores } from '../src/health/store.js';
 import { classifyBatch, classifyCommand } from '../src/transport/commands.js';
 import type { MemberGroup } from './lib/remote-cluster.js';
-import { type LatencySummary, median, round, summarize } from './lib/stats.js';
+import { type LatencySummary, median, rng, round, summarize } from './lib/stats.js';
 
 type Client = Redis;
 type Library = typeof import('../src/index.js');
@@ -44,17 +44,6 @@ type Workload = 'mix' | 'pipeline';
 
 const KEYS = 1000;
 const VALUE = 'v'.repeat(100);
-
-/** xorshift32: deterministic, cheap, per worker. */
-function rng(seed: number): () => number {
-  let x = seed | 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 async function op(client: Client, workload: Workload, rand: () => number): Promise<void> {
   if (workload === 'mix') {

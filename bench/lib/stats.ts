@@ -60,4 +60,33 @@ export function pct(ratio: number): string {
   return `${d >= 0 ? '+' : ''}${d.toFixed(1)} %`;
 }
 
+/** xorshift32: deterministic and cheap; a seeded stream per benchmark worker or resampling. */
+export function rng(seed: number): () => number {
+  let x = seed | 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * 95 % bootstrap interval of the median (percentile method). Seeded, so rendering the same
+ * results twice gives the same table. With ~20 paired rounds it says whether a median a little
+ * past a goal could just as well be a little inside it on this machine.
+ */
+export function medianInterval(values: readonly number[], resamples = 2000): [number, number] {
+  if (values.length === 0) return [Number.NaN, Number.NaN];
+  const next = rng(0x9e3779b9);
+  const medians: number[] = [];
+  const sample = new Array<number>(values.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < values.length; i++) sample[i] = values[Math.floor(next() * values.length)]!;
+    medians.push(median(sample));
+  }
+  medians.sort((a, b) => a - b);
+  return [percentileSorted(medians, 2.5), percentileSorted(medians, 97.5)];
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
