@@ -62,8 +62,8 @@ async function main(): Promise<void> {
         results.gateway = await runGatewayThroughput(group.member('a'), quick ? 1000 : 2000);
         log('a. happy-path overhead');
         results.overhead = await runOverhead(group, library, {
-          rounds: quick ? 2 : 24,
-          durationMs: quick ? 700 : 600,
+          rounds: quick ? 2 : 40,
+          durationMs: quick ? 700 : 500,
           warmupMs: quick ? 200 : 500,
           log,
         });
