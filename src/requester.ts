@@ -195,6 +195,8 @@ interface Attempt {
   controller?: AbortController;
   /** Set when we aborted it ourselves (hedge loser): its outcome says nothing about health. */
   cancelled: boolean;
+  /** The transport's answer, awaited directly when attempts run one at a time. */
+  sent?: Promise<AttemptOutcome>;
   promise: Promise<{ attempt: Attempt; outcome: AttemptOutcome }>;
 }
 
@@ -252,7 +254,7 @@ export class FailoverRequester implements Requester {
 
     const failures: MemberAttemptFailure[] = [];
     const pending = new Set<Attempt>();
-    let current: { attempt: Attempt; sent: Promise<AttemptOutcome> } | undefined;
+    let current: Attempt | undefined;
     let next = 0;
 
     // Only a hedged read can have two attempts in flight and so ever cancels one; other calls
@@ -282,7 +284,8 @@ export class FailoverRequester implements Requester {
       const sent = transport.send(request, sendOptions);
       // One attempt at a time needs no bookkeeping beyond the promise it is awaited through.
       if (hedgeAfter === undefined) {
-        current = { attempt, sent };
+        attempt.sent = sent;
+        current = attempt;
         return true;
       }
       attempt.promise = sent.then((outcome) => {
@@ -307,8 +310,7 @@ export class FailoverRequester implements Requester {
       let settled: Awaited<Attempt['promise']> | 'hedge';
       if (hedgeAfter === undefined) {
         if (!launch()) break;
-        const { attempt, sent } = current!;
-        settled = { attempt, outcome: await sent };
+        settled = { attempt: current!, outcome: await current!.sent! };
       } else {
         if (pending.size === 0 && !launch()) break;
         const timer = delay(next < order.length ? hedgeAfter : undefined);

@@ -351,6 +351,37 @@ class RestTransport implements MemberTransport {
     this.#cancellableUntil = Math.max(this.#cancellableUntil, performance.now() + CANCEL_WINDOW_MS);
   }
 
+  /** An error after our own abort (or timer) is its doing, not the member's. */
+  #aborted(
+    by: 'timeout' | 'caller',
+    started: number,
+    timeoutMs: number,
+    cause: unknown,
+  ): AttemptOutcome {
+    const member = this.name;
+    if (by === 'caller') {
+      return failed(
+        started,
+        member,
+        'unknown-outcome',
+        'aborted',
+        `request to member "${member}" was aborted by the caller`,
+        undefined,
+        cause,
+      );
+    }
+    this.#suspect();
+    return failed(
+      started,
+      member,
+      'unknown-outcome',
+      'timeout',
+      `member "${member}" did not answer within ${timeoutMs} ms`,
+      undefined,
+      cause === TIMED_OUT ? undefined : cause,
+    );
+  }
+
   get syncToken(): string {
     return this.#syncToken;
   }
@@ -405,8 +436,8 @@ class RestTransport implements MemberTransport {
       controller?.abort(reason);
       expire?.(reason ?? TIMED_OUT);
     };
-    const onCallerAbort = () => stop('caller', callerSignal?.reason);
-    callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    const onCallerAbort = callerSignal && (() => stop('caller', callerSignal.reason));
+    if (onCallerAbort) callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     const timer = Number.isFinite(timeoutMs)
       ? setTimeout(() => stop('timeout'), Math.min(Math.max(timeoutMs, 0), MAX_TIMER_MS))
       : undefined;
@@ -417,31 +448,6 @@ class RestTransport implements MemberTransport {
             expire = reject;
             promise.then(resolve, reject);
           });
-    // An error after our own abort (or timer) is its doing, not the member's.
-    const abortedOutcome = (cause: unknown): AttemptOutcome => {
-      if (abortedBy === 'caller') {
-        return failed(
-          started,
-          member,
-          'unknown-outcome',
-          'aborted',
-          `request to member "${member}" was aborted by the caller`,
-          undefined,
-          cause,
-        );
-      }
-      this.#suspect();
-      return failed(
-        started,
-        member,
-        'unknown-outcome',
-        'timeout',
-        `member "${member}" did not answer within ${timeoutMs} ms`,
-        undefined,
-        cause === TIMED_OUT ? undefined : cause,
-      );
-    };
-
     try {
       let response: Response;
       const init: RequestInit = {
@@ -461,7 +467,7 @@ class RestTransport implements MemberTransport {
         if (abortedBy !== undefined) {
           // Abandoned without a signal: free the connection if the member answers after all.
           if (!controller) sent?.then((late) => late.body?.cancel()).catch(() => undefined);
-          return abortedOutcome(err);
+          return this.#aborted(abortedBy, started, timeoutMs, err);
         }
         const kind = classifyFetchError(err);
         if (kind === 'unknown-outcome') this.#suspect();
@@ -494,7 +500,7 @@ class RestTransport implements MemberTransport {
       } catch (err) {
         if (abortedBy !== undefined) {
           reading.catch(() => undefined);
-          return abortedOutcome(err);
+          return this.#aborted(abortedBy, started, timeoutMs, err);
         }
         this.#suspect();
         const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
@@ -510,7 +516,7 @@ class RestTransport implements MemberTransport {
       return failed(started, member, 'unknown-outcome', 'malformed-reply', message, status);
     } finally {
       clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onCallerAbort);
+      if (onCallerAbort) callerSignal?.removeEventListener('abort', onCallerAbort);
     }
   }
 }
