@@ -189,16 +189,29 @@ function toMemberRequest(req: UpstashRequest): MemberRequest {
   return { kind: 'command', command: req.body as unknown[] };
 }
 
-interface Attempt {
+/** What every attempt of one call shares: its label, retry safety, deadline and member order. */
+interface Call {
+  request: MemberRequest;
+  label: string;
+  retrySafe: boolean;
+  deadlineAt: number;
+  order: string[];
+  /** Index in `order` of the next member to try. */
+  next: number;
+  failures: MemberAttemptFailure[];
+}
+
+/** One attempt of a hedged read, the only kind of call with two attempts in flight. */
+interface HedgedAttempt {
   member: string;
-  /** Only for hedged reads, the one case where we cancel an attempt ourselves. */
-  controller?: AbortController;
+  controller: AbortController;
   /** Set when we aborted it ourselves (hedge loser): its outcome says nothing about health. */
   cancelled: boolean;
-  /** The transport's answer, awaited directly when attempts run one at a time. */
-  sent?: Promise<AttemptOutcome>;
-  promise: Promise<{ attempt: Attempt; outcome: AttemptOutcome }>;
+  promise: Promise<{ attempt: HedgedAttempt; outcome: AttemptOutcome }>;
 }
+
+/** `#settle`'s answer when the call goes on to the next member. */
+const TRY_NEXT = Symbol('try next');
 
 /** Resolves after `ms`, or never if `ms` is undefined; the timer is cleared by `cancel`. */
 function delay(ms: number | undefined): { promise: Promise<'hedge'>; cancel: () => void } {
@@ -234,131 +247,179 @@ export class FailoverRequester implements Requester {
     const core = this.core;
     const o = core.options;
     const scope = this.scope;
-    const label = request.kind === 'command' ? commandName(request.command) : request.kind;
     const safety =
       request.kind === 'command'
         ? classifyCommand(request.command)
         : classifyBatch(request.commands, request.kind);
-    const retrySafe = safety !== 'non-idempotent-write';
-    const started = core.now();
     const deadlineAt = Math.min(
-      started + o.deadlineMs,
+      core.now() + o.deadlineMs,
       scope.deadlineAt ?? Number.POSITIVE_INFINITY,
     );
 
     const coldStart = core.refreshIfStale(scope);
     if (coldStart) await coldStart;
-    const selection = core.select(scope.hints);
-    const ordered = this.pinnedFirst(selection.order);
-    const order = o.requestFailover ? ordered : ordered.slice(0, 1);
+    const ordered = this.pinnedFirst(core.select(scope.hints).order);
+    const call: Call = {
+      request,
+      label: request.kind === 'command' ? commandName(request.command) : request.kind,
+      retrySafe: safety !== 'non-idempotent-write',
+      deadlineAt,
+      order: o.requestFailover ? ordered : ordered.slice(0, 1),
+      next: 0,
+      failures: [],
+    };
+    // Only a read is hedged; every other call tries one member at a time, which needs no
+    // AbortController, race or bookkeeping per attempt (a measurable share of the per-command cost).
+    const reply =
+      safety === 'read' && o.hedgeAfterMs !== undefined
+        ? await this.hedged(call, o.hedgeAfterMs)
+        : await this.oneAtATime(call);
+    if (reply !== undefined) return reply;
 
-    const failures: MemberAttemptFailure[] = [];
-    const pending = new Set<Attempt>();
-    let current: Attempt | undefined;
-    let next = 0;
+    for (const member of call.order.slice(call.next)) {
+      call.failures.push({
+        member,
+        kind: 'skipped',
+        message: 'deadline reached before it was tried',
+      });
+    }
+    throw new AllMembersFailedError(call.label, call.failures);
+  }
 
-    // Only a hedged read can have two attempts in flight and so ever cancels one; other calls
-    // skip the per-attempt AbortController (a measurable share of the per-command cost).
-    const hedgeAfter = safety === 'read' ? o.hedgeAfterMs : undefined;
+  /** Send options for the next attempt, or undefined once the deadline has passed. */
+  private sendOptions(call: Call, signal: AbortSignal | undefined): SendOptions | undefined {
+    const remaining = call.deadlineAt - this.core.now();
+    if (remaining <= 0) return undefined;
+    const options: SendOptions = { timeoutMs: Math.min(this.core.options.timeoutMs, remaining) };
+    if (signal) options.signal = signal;
+    return options;
+  }
+
+  /** Tries the members in order, each after the previous one failed; undefined if none answered. */
+  private async oneAtATime(call: Call): Promise<RestReply | RestReply[] | undefined> {
+    const scope = this.scope;
+    const { order } = call;
+    while (call.next < order.length) {
+      scope.signal?.throwIfAborted();
+      const options = this.sendOptions(call, scope.signal);
+      if (!options) return undefined;
+      const member = order[call.next++]!;
+      const transport = this.core.transport(member);
+      if (!transport) continue;
+      const outcome = await transport.send(call.request, options);
+      const settled = this.settle(call, member, outcome, call.next < order.length);
+      if (settled !== TRY_NEXT) return settled;
+    }
+    return undefined;
+  }
+
+  /**
+   * A read that has not been answered after `hedgeAfter` ms is also sent to the next member;
+   * the first answer wins and the others are cancelled.
+   */
+  private async hedged(
+    call: Call,
+    hedgeAfter: number,
+  ): Promise<RestReply | RestReply[] | undefined> {
+    const scope = this.scope;
+    const { order } = call;
+    const pending = new Set<HedgedAttempt>();
 
     const launch = (): boolean => {
-      const member = order[next];
-      const remaining = deadlineAt - core.now();
-      if (member === undefined || remaining <= 0) return false;
-      next += 1;
-      const transport = core.transport(member);
-      if (!transport) return launch();
-      const attempt: Attempt = { member, cancelled: false, promise: undefined as never };
-      let signal = scope.signal;
-      let detach: (() => void) | undefined;
-      if (hedgeAfter !== undefined) {
+      while (call.next < order.length) {
         const controller = new AbortController();
-        attempt.controller = controller;
-        signal = controller.signal;
+        const options = this.sendOptions(call, controller.signal);
+        if (!options) return false;
+        const member = order[call.next++]!;
+        const transport = this.core.transport(member);
+        if (!transport) continue;
         const onAbort = () => controller.abort(scope.signal?.reason);
         scope.signal?.addEventListener('abort', onAbort, { once: true });
-        detach = () => scope.signal?.removeEventListener('abort', onAbort);
-      }
-      const sendOptions: SendOptions = { timeoutMs: Math.min(o.timeoutMs, remaining) };
-      if (signal) sendOptions.signal = signal;
-      const sent = transport.send(request, sendOptions);
-      // One attempt at a time needs no bookkeeping beyond the promise it is awaited through.
-      if (hedgeAfter === undefined) {
-        attempt.sent = sent;
-        current = attempt;
+        const attempt: HedgedAttempt = {
+          member,
+          controller,
+          cancelled: false,
+          promise: transport.send(call.request, options).then((outcome) => {
+            scope.signal?.removeEventListener('abort', onAbort);
+            return { attempt, outcome };
+          }),
+        };
+        pending.add(attempt);
         return true;
       }
-      attempt.promise = sent.then((outcome) => {
-        detach?.();
-        return { attempt, outcome };
-      });
-      pending.add(attempt);
-      return true;
+      return false;
     };
-
-    const cancelOthers = (winner: Attempt) => {
+    const cancelAll = () => {
       for (const a of pending) {
-        if (a === winner) continue;
         a.cancelled = true;
-        a.controller?.abort();
+        a.controller.abort();
       }
       pending.clear();
     };
 
-    while (true) {
-      scope.signal?.throwIfAborted();
-      let settled: Awaited<Attempt['promise']> | 'hedge';
-      if (hedgeAfter === undefined) {
-        if (!launch()) break;
-        settled = { attempt: current!, outcome: await current!.sent! };
-      } else {
-        if (pending.size === 0 && !launch()) break;
-        const timer = delay(next < order.length ? hedgeAfter : undefined);
-        settled = await Promise.race([...[...pending].map((a) => a.promise), timer.promise]);
+    try {
+      while (true) {
+        scope.signal?.throwIfAborted();
+        if (pending.size === 0 && !launch()) return undefined;
+        const timer = delay(call.next < order.length ? hedgeAfter : undefined);
+        const settled = await Promise.race([...[...pending].map((a) => a.promise), timer.promise]);
         timer.cancel();
+        if (settled === 'hedge') {
+          launch();
+          continue;
+        }
+        const { attempt, outcome } = settled;
+        pending.delete(attempt);
+        if (attempt.cancelled) continue;
+        const result = this.settle(
+          call,
+          attempt.member,
+          outcome,
+          pending.size > 0 || call.next < order.length,
+        );
+        if (result !== TRY_NEXT) return result;
       }
-      if (settled === 'hedge') {
-        launch();
-        continue;
-      }
-      const { attempt, outcome } = settled;
-      pending.delete(attempt);
-      if (attempt.cancelled) continue;
-      core.recordOutcome(attempt.member, outcome);
-
-      if (outcome.kind === 'ok') {
-        cancelOthers(attempt);
-        if (scope.pin) scope.pinned = attempt.member;
-        return outcome.reply;
-      }
-      if (outcome.kind === 'config') {
-        cancelOthers(attempt);
-        this.emitFailure(attempt.member, outcome, label, false);
-        throw new MemberConfigError(attempt.member, outcome.status, outcome.error.message, {
-          cause: outcome.error,
-        });
-      }
-      if (scope.signal?.aborted) {
-        cancelOthers(attempt);
-        scope.signal.throwIfAborted();
-      }
-      const ambiguous = outcome.kind === 'unknown-outcome' && !retrySafe && !o.retryAmbiguousWrites;
-      const moreToTry = !ambiguous && (pending.size > 0 || next < order.length);
-      this.emitFailure(attempt.member, outcome, label, moreToTry);
-      // A failure of the active member may have opened its circuit: let later requests
-      // (and the switch event) see that now rather than on the next call.
-      core.select(scope.hints);
-      if (ambiguous) {
-        cancelOthers(attempt);
-        throw new AmbiguousWriteError(attempt.member, label, { cause: outcome.error });
-      }
-      failures.push({ member: attempt.member, kind: outcome.kind, message: outcome.error.message });
+    } finally {
+      // Whatever ended the call (an answer, an error to throw, the caller's abort), the other
+      // attempts are no longer wanted.
+      cancelAll();
     }
+  }
 
-    for (const member of order.slice(next)) {
-      failures.push({ member, kind: 'skipped', message: 'deadline reached before it was tried' });
+  /**
+   * Records an attempt's outcome and decides: the reply, an error thrown to the caller, or
+   * TRY_NEXT (the failure is recorded in `call.failures`). `more` says whether another member
+   * is left to try.
+   */
+  private settle(
+    call: Call,
+    member: string,
+    outcome: AttemptOutcome,
+    more: boolean,
+  ): RestReply | RestReply[] | typeof TRY_NEXT {
+    const core = this.core;
+    const scope = this.scope;
+    core.recordOutcome(member, outcome);
+    if (outcome.kind === 'ok') {
+      if (scope.pin) scope.pinned = member;
+      return outcome.reply;
     }
-    throw new AllMembersFailedError(label, failures);
+    if (outcome.kind === 'config') {
+      this.emitFailure(member, outcome, call.label, false);
+      throw new MemberConfigError(member, outcome.status, outcome.error.message, {
+        cause: outcome.error,
+      });
+    }
+    scope.signal?.throwIfAborted();
+    const ambiguous =
+      outcome.kind === 'unknown-outcome' && !call.retrySafe && !core.options.retryAmbiguousWrites;
+    this.emitFailure(member, outcome, call.label, !ambiguous && more);
+    // A failure of the active member may have opened its circuit: let later requests
+    // (and the switch event) see that now rather than on the next call.
+    core.select(scope.hints);
+    if (ambiguous) throw new AmbiguousWriteError(member, call.label, { cause: outcome.error });
+    call.failures.push({ member, kind: outcome.kind, message: outcome.error.message });
+    return TRY_NEXT;
   }
 
   /** A pinned scope keeps its member first while that member's circuit is closed. */

@@ -249,6 +249,57 @@ describe('request-scoped failover', () => {
     expect(await redis.get('hedge:key')).toBe('b');
     expect(performance.now() - started).toBeLessThan(100 + 900); // not the 2 s timeout
   });
+
+  it('a hedged read cancels the slow attempt it did not need, and a caller abort cancels both', async () => {
+    const sent: Array<{ url: string; signal: AbortSignal }> = [];
+    const recordingFetch: typeof fetch = (input, init) => {
+      if (init?.signal) sent.push({ url: String(input), signal: init.signal });
+      return fetch(input, init);
+    };
+    const { redis, failures } = client({
+      hedgeAfterMs: 100,
+      timeoutMs: 2000,
+      fetch: recordingFetch,
+      // No background probes: every request recorded below is one of the reads' attempts.
+      health: { enabled: false },
+    });
+    await plainOn('b').set('hedge:cancel', 'b');
+    await redis.refreshAll();
+    await cluster.pause('a');
+    const memberOf = (url: string) =>
+      cluster.members.find((m) => new URL(m.url).origin === new URL(url).origin)?.name;
+
+    sent.length = 0;
+    expect(await redis.get('hedge:cancel')).toBe('b');
+    const loser = sent.find((s) => memberOf(s.url) === 'a');
+    expect(loser?.signal.aborted).toBe(true);
+    // The loser was ours to cancel: not a failure of the member, and no event for it.
+    expect(failures.filter((f) => f.member === 'a')).toEqual([]);
+
+    // Every member slow: the caller gives up, and every attempt it started is aborted.
+    await cluster.pause('b');
+    await cluster.pause('c');
+    sent.length = 0;
+    const caller = new AbortController();
+    const read = redis.scope({ signal: caller.signal }).get('hedge:cancel');
+    await sleep(400); // a, then b after 100 ms, then c after 200 ms
+    caller.abort(new Error('client went away'));
+    await expect(read).rejects.toThrow('client went away');
+    expect(sent.map((s) => memberOf(s.url)).sort()).toEqual(['a', 'b', 'c']);
+    expect(sent.every((s) => s.signal.aborted)).toBe(true);
+    await cluster.resume('b');
+    await cluster.resume('c');
+  });
+
+  it('a hedged read whose first member is down moves on at once, not after the hedge delay', async () => {
+    const { redis } = client({ hedgeAfterMs: 1000, timeoutMs: 2000 });
+    await plainOn('b').set('hedge:down', 'b');
+    await redis.refreshAll();
+    await cluster.kill('a');
+    const started = performance.now();
+    expect(await redis.get('hedge:down')).toBe('b');
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
 });
 
 describe('anchor-style mode (requestFailover: false)', () => {
