@@ -56,12 +56,25 @@ export const pingProbe: Probe = async ({ transport, timeoutMs }) => {
   return { healthy: false, reason: `ping ${outcome.kind}: ${outcome.error.message}` };
 };
 
-/** Calls `task` with a signal that aborts after `ms`; the timer goes when the task settles. */
+/** What `abortAfter` rejects with when its time is up. */
+const TIMED_OUT = new Error('timed out');
+
+/**
+ * Runs `task` with a signal that aborts after `ms`, and rejects then whatever the task does:
+ * a user function that ignores the signal, or a body that stalls after the headers, still ends
+ * on time. The timer goes when the task settles.
+ */
 async function abortAfter<T>(ms: number, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), ms);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(TIMED_OUT);
+    }, ms);
+  });
   try {
-    return await task(controller.signal);
+    return await Promise.race([task(controller.signal), expired]);
   } finally {
     clearTimeout(timer);
   }
@@ -70,14 +83,8 @@ async function abortAfter<T>(ms: number, task: (signal: AbortSignal) => Promise<
 export function customProbe(fn: CustomProbe): Probe {
   return async ({ member, timeoutMs }) => {
     try {
-      // Raced against the signal too: a user function that ignores it still ends on time.
       const result = await abortAfter(timeoutMs, (signal) =>
-        Promise.race([
-          fn({ name: member.name, url: member.url }, { signal }),
-          new Promise<never>((_, reject) =>
-            signal.addEventListener('abort', () => reject(new Error('timed out'))),
-          ),
-        ]),
+        fn({ name: member.name, url: member.url }, { signal }),
       );
       return typeof result === 'boolean' ? { healthy: result, reason: 'custom' } : result;
     } catch (error) {
@@ -114,26 +121,28 @@ export const availabilityProbe: Probe = async ({
     accept: 'application/json',
   };
   let timedOut = false;
-  /** A GET: its status and JSON body, with the body's `error_code` (or the status) as `code`. */
+  /**
+   * A GET: its status and JSON body, with the body's `error_code` (or the status) as `code`.
+   * The timeout covers the body too: a server that sends headers and stalls is unreachable.
+   */
   const get = async (path: string, retry = true) => {
     const once = () =>
-      abortAfter(timeoutMs, (signal) =>
+      abortAfter(timeoutMs, async (signal) => {
         // Redirects are followed: older servers answered 307 from secondary nodes.
-        (fetchImpl ?? fetch)(`${a.url}/${path}`, { headers, signal }).catch((error) => {
-          timedOut = signal.aborted;
-          throw error;
-        }),
-      );
-    let response = await once();
-    if (retry && unavailable(response.status)) {
-      await response.body?.cancel();
-      await sleep(50);
-      response = await once();
-    }
-    const { ok, status } = response;
-    const body = await response.json().catch(() => undefined);
-    const code: string = typeof body?.error_code === 'string' ? body.error_code : `http ${status}`;
-    return { ok, status, body, code };
+        const response = await (fetchImpl ?? fetch)(`${a.url}/${path}`, { headers, signal });
+        const { ok, status } = response;
+        const body = await response.json().catch(() => undefined);
+        const code: string =
+          typeof body?.error_code === 'string' ? body.error_code : `http ${status}`;
+        return { ok, status, body, code };
+      }).catch((error) => {
+        timedOut ||= error === TIMED_OUT;
+        throw error;
+      });
+    const first = await once();
+    if (!retry || !unavailable(first.status)) return first;
+    await sleep(50);
+    return once();
   };
   /** 401/403/404/...: the probe is misconfigured; that says nothing about the member. */
   const problem = ({ status, code }: { status: number; code: string }): ProbeVerdict => {

@@ -1,3 +1,5 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   createFailoverRedis,
@@ -176,6 +178,37 @@ describe('availability API', () => {
     await strict.redis.refreshAll();
     expect(strict.redis.activeMember()).toBe('b');
     expect(strict.switches).toEqual([]); // chosen before any traffic: not a switch
+  });
+
+  it('an availability API that sends headers and then stalls is cut at probeTimeoutMs', async () => {
+    // A real server that answers 200 with a JSON content type and never sends the body.
+    const stalled = new Set<ServerResponse>();
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      stalled.add(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const members = cluster.members.map((m) =>
+        m.name === 'a'
+          ? { ...m, availability: { ...m.availability, url: `http://127.0.0.1:${port}` } }
+          : m,
+      );
+      const { redis } = client({ health: { probeTimeoutMs: 300 } }, members);
+      const started = performance.now();
+      const snap = await redis.refreshAll();
+      expect(performance.now() - started).toBeLessThan(300 + 700);
+      expect(stalled.size).toBeGreaterThan(0);
+      // The health source could not be read in time: PING decides (the default), and a is fine.
+      const a = snap.members.find((m) => m.name === 'a')!;
+      expect(a.status).toBe('healthy');
+      expect(redis.activeMember()).toBe('a');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('a probe that times out counts as a failed probe', async () => {
