@@ -154,7 +154,8 @@ export class FailoverCore {
     await publishShared(deps);
   }
 
-  recordOutcome(name: string, outcome: AttemptOutcome): void {
+  /** `timeoutMs`: the attempt's own timeout, less than the option when the deadline cut it. */
+  recordOutcome(name: string, outcome: AttemptOutcome, timeoutMs: number): void {
     const now = this.now();
     const o = this.options;
     if (outcome.kind === 'ok') {
@@ -163,8 +164,10 @@ export class FailoverCore {
       return;
     }
     if (outcome.kind === 'config') return;
-    // Our own abort (deadline spent, request gone) says nothing about the member.
-    if (outcome.error instanceof MemberRequestError && outcome.error.reason === 'aborted') return;
+    // Our own abort (request gone) says nothing about the member, and neither does a timeout
+    // the call's deadline cut short: a member slower than the caller's budget is not failing.
+    const reason = outcome.error instanceof MemberRequestError ? outcome.error.reason : undefined;
+    if (reason === 'aborted' || (reason === 'timeout' && timeoutMs < o.timeoutMs)) return;
     const event = this.store.recordFailure(
       name,
       outcome.kind,
@@ -204,6 +207,7 @@ interface Call {
 /** One attempt of a hedged read, the only kind of call with two attempts in flight. */
 interface HedgedAttempt {
   member: string;
+  options: SendOptions;
   controller: AbortController;
   /** Set when we aborted it ourselves (hedge loser): its outcome says nothing about health. */
   cancelled: boolean;
@@ -307,7 +311,7 @@ export class FailoverRequester implements Requester {
       const transport = this.core.transport(member);
       if (!transport) continue;
       const outcome = await transport.send(call.request, options);
-      const settled = this.settle(call, member, outcome, call.next < order.length);
+      const settled = this.settle(call, member, outcome, call.next < order.length, options);
       if (settled !== TRY_NEXT) return settled;
     }
     return undefined;
@@ -337,6 +341,7 @@ export class FailoverRequester implements Requester {
         scope.signal?.addEventListener('abort', onAbort, { once: true });
         const attempt: HedgedAttempt = {
           member,
+          options,
           controller,
           cancelled: false,
           promise: transport.send(call.request, options).then((outcome) => {
@@ -376,6 +381,7 @@ export class FailoverRequester implements Requester {
           attempt.member,
           outcome,
           pending.size > 0 || call.next < order.length,
+          attempt.options,
         );
         if (result !== TRY_NEXT) return result;
       }
@@ -389,17 +395,18 @@ export class FailoverRequester implements Requester {
   /**
    * Records an attempt's outcome and decides: the reply, an error thrown to the caller, or
    * TRY_NEXT (the failure is recorded in `call.failures`). `more` says whether another member
-   * is left to try.
+   * is left to try; `options` are the ones the attempt was sent with.
    */
   private settle(
     call: Call,
     member: string,
     outcome: AttemptOutcome,
     more: boolean,
+    options: SendOptions,
   ): RestReply | RestReply[] | typeof TRY_NEXT {
     const core = this.core;
     const scope = this.scope;
-    core.recordOutcome(member, outcome);
+    core.recordOutcome(member, outcome, options.timeoutMs);
     if (outcome.kind === 'ok') {
       if (scope.pin) scope.pinned = member;
       return outcome.reply;

@@ -221,6 +221,44 @@ describe('request-scoped failover', () => {
     expect(kinds.filter((k) => k === 'unknown-outcome').length).toBeGreaterThanOrEqual(2);
   });
 
+  it("a timeout cut short by the caller's deadline is not held against the member", async () => {
+    // Member a answers, but 150 ms late (lag injected on the client's side of real requests).
+    const aUrl = new URL(cluster.members.find((m) => m.name === 'a')!.url).origin;
+    const laggyFetch: typeof fetch = async (input, init) => {
+      if (new URL(String(input)).origin === aUrl) await sleep(150);
+      return fetch(input, init);
+    };
+    const { redis, switches, failures } = client({ fetch: laggyFetch, health: { enabled: false } });
+    await redis.refreshAll();
+    // A 100 ms budget per request: each call times out on a, and nothing else fits in it.
+    for (let i = 0; i < 5; i++) {
+      const error = await redis
+        .scope({ deadlineMs: 100 })
+        .get('x')
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AllMembersFailedError);
+    }
+    expect(failures.filter((f) => f.member === 'a').length).toBe(5);
+    // Five timeouts of our own making: a's circuit stays closed and traffic stays on it.
+    expect(redis.snapshot().members.find((m) => m.name === 'a')).toMatchObject({
+      circuit: 'closed',
+      consecutiveFailures: 0,
+    });
+    expect(switches).toEqual([]);
+    expect(await redis.get('x')).toBeNull(); // the full timeout (500 ms) is enough for a
+    expect(redis.activeMember()).toBe('a');
+
+    // A timeout at the full timeoutMs still counts: 150 ms late against a 150 ms timeout.
+    const slow = client({
+      timeoutMs: 150,
+      fetch: laggyFetch,
+      health: { enabled: false },
+    });
+    await slow.redis.refreshAll();
+    for (let i = 0; i < 3; i++) await slow.redis.get('x');
+    expect(slow.switches[0]).toMatchObject({ from: 'a', reason: 'circuit' });
+  });
+
   it('fails back after the grace period once the preferred member is back', async () => {
     const { redis, switches } = client();
     await cluster.kill('a');
