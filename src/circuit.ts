@@ -77,12 +77,18 @@ function countInWindow(state: CircuitState, now: number, windowMs: number, faile
   return buckets.slice(-BUCKETS);
 }
 
-/** A request on the member succeeded (command errors count as success: the member answered). */
+/**
+ * A request on the member succeeded (command errors count as success: the member answered).
+ * While the circuit is open and in its grace period nothing changes: a late answer to a request
+ * sent before it opened does not cut the grace period short (design 4.3: open, grace, then
+ * half-open, where one success closes it).
+ */
 export function recordSuccess(
   state: CircuitState,
   settings: CircuitSettings,
   now: number,
 ): CircuitState {
+  if (circuitPhase(state, now) === 'open') return state;
   // The common case on the hot path: a closed, quiet circuit and the same bucket as the last
   // call. Count in place rather than allocate a new state per command.
   const last = state.buckets[state.buckets.length - 1];

@@ -216,7 +216,8 @@ export class HealthStore {
     now: number,
   ): HealthEvent | undefined {
     const r = this.records.get(name);
-    if (!r) return undefined;
+    // Out for its grace period: a late answer changes neither its circuit nor its health.
+    if (!r || circuitPhase(r.circuit, now) === 'open') return undefined;
     r.circuit = recordSuccess(r.circuit, settings, now);
     const ewma = r.latencyEwmaMs ?? latencyMs;
     r.latencyEwmaMs = ewma + EWMA_ALPHA * (latencyMs - ewma);

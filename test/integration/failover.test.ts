@@ -259,6 +259,26 @@ describe('request-scoped failover', () => {
     expect(slow.switches[0]).toMatchObject({ from: 'a', reason: 'circuit' });
   });
 
+  it('a late answer from a request sent before the circuit opened does not end its grace period', async () => {
+    // Two clients over the same members share one health store; the patient one's read is
+    // still waiting on a when the impatient one's timeouts open a's circuit.
+    const impatient = client({ timeoutMs: 300, health: { enabled: false }, gracePeriodMs: 60_000 });
+    const patient = client({ timeoutMs: 3000, health: { enabled: false }, gracePeriodMs: 60_000 });
+    await impatient.redis.refreshAll();
+    await cluster.pause('a');
+    const late = patient.redis.get('x');
+    for (let i = 0; i < 3; i++) await impatient.redis.get('x');
+    expect(impatient.switches[0]).toMatchObject({ from: 'a', to: 'b', reason: 'circuit' });
+    await cluster.resume('a');
+    expect(await late).toBeNull(); // answered by a, after its circuit opened
+    const a = impatient.redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect(a.circuit).toBe('open');
+    expect(a.status).toBe('unhealthy');
+    expect(impatient.redis.activeMember()).toBe('b');
+    expect(await impatient.redis.get('x')).toBeNull();
+    expect(impatient.redis.activeMember()).toBe('b');
+  });
+
   it('fails back after the grace period once the preferred member is back', async () => {
     const { redis, switches } = client();
     await cluster.kill('a');

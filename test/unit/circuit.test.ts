@@ -48,6 +48,18 @@ describe('circuit breaker', () => {
     expect(circuitPhase(s, 1200)).toBe('closed');
   });
 
+  it('a success while open and in grace (a late answer) does not close it', () => {
+    let s = closedCircuit();
+    for (let t = 0; t < 3; t++) s = recordFailure(s, consecutiveOnly, t);
+    expect(circuitPhase(s, 2)).toBe('open');
+    s = recordSuccess(s, consecutiveOnly, 100);
+    expect(circuitPhase(s, 100)).toBe('open');
+    expect(s.graceUntil).toBe(1002);
+    expect(circuitPhase(s, 1002)).toBe('half-open');
+    s = recordSuccess(s, consecutiveOnly, 1002);
+    expect(circuitPhase(s, 1002)).toBe('closed');
+  });
+
   it('a failure while half-open reopens with a new grace period', () => {
     let s = tripCircuit(closedCircuit(), consecutiveOnly, 0);
     s = recordFailure(s, consecutiveOnly, 1500);
