@@ -54,6 +54,11 @@ export class BackendPool {
   readonly host: string;
   readonly port: number;
   private readonly conns: Redis[];
+  /**
+   * Connections dropped after a command timeout, until they are ready again: between
+   * `disconnect(true)` and the socket's close ioredis still reports them `ready`.
+   */
+  private readonly recycling = new Set<Redis>();
   private nextIndex = 0;
   private state: 'starting' | 'up' | 'down' = 'starting';
   private closed = false;
@@ -66,7 +71,10 @@ export class BackendPool {
     this.conns = [];
     for (let i = 0; i < options.poolSize; i++) {
       const conn = new Redis(options.url, this.connectionOptions());
-      conn.on('ready', () => this.onStateChange());
+      conn.on('ready', () => {
+        this.recycling.delete(conn);
+        this.onStateChange();
+      });
       conn.on('close', () => this.onStateChange());
       // Without a listener ioredis prints every reconnect failure; the pool logs transitions.
       conn.on('error', (err: Error) => this.onStateChange(err));
@@ -93,7 +101,7 @@ export class BackendPool {
   }
 
   get readyCount(): number {
-    return this.conns.filter((c) => c.status === 'ready').length;
+    return this.conns.filter((c) => this.usable(c)).length;
   }
 
   private onStateChange(err?: Error): void {
@@ -140,7 +148,7 @@ export class BackendPool {
     const n = this.conns.length;
     for (let i = 0; i < n; i++) {
       const conn = this.conns[(this.nextIndex + i) % n]!;
-      if (conn.status === 'ready') {
+      if (this.usable(conn)) {
         this.nextIndex = (this.nextIndex + i + 1) % n;
         return conn;
       }
@@ -148,18 +156,23 @@ export class BackendPool {
     throw backendUnavailable();
   }
 
+  private usable(conn: Redis): boolean {
+    return conn.status === 'ready' && !this.recycling.has(conn);
+  }
+
   /** Runs one command. Resolves with the reply or a Redis error; throws a `GatewayError`. */
   async call(command: Command): Promise<BatchItem> {
     if (this.closed) throw backendUnavailable();
     const [name, ...args] = command;
+    const conn = this.pick();
     try {
       return {
         kind: 'ok',
-        reply: (await this.pick().callBuffer(wireName(name), ...args)) as RawReply,
+        reply: (await conn.callBuffer(wireName(name), ...args)) as RawReply,
       };
     } catch (err) {
       if (isRedisError(err)) return { kind: 'redis-error', message: err.message };
-      throw this.classify(err);
+      throw this.classify(err, conn);
     }
   }
 
@@ -181,12 +194,12 @@ export class BackendPool {
       results = await chain.exec();
     } catch (err) {
       if (isRedisError(err)) return { kind: 'redis-error', message: discardMessage(err) };
-      throw this.classify(err);
+      throw this.classify(err, conn);
     }
     if (!results) throw backendConnectionLost();
     // A transport failure on any element makes the whole batch's outcome unknown.
     const failure = results.find(([err]) => err && !isRedisError(err));
-    if (failure) throw this.classify(failure[0]);
+    if (failure) throw this.classify(failure[0], conn);
     return results.map(([err, reply]) =>
       err
         ? { kind: 'redis-error', message: err.message }
@@ -263,18 +276,37 @@ export class BackendPool {
     return conn;
   }
 
-  /** Maps a non-Redis failure of a command to the gateway's answer (design 4.4). */
-  private classify(err: unknown): GatewayError {
+  /**
+   * Maps a non-Redis failure of a command on `conn` to the gateway's answer (design 4.4).
+   * A timed-out command leaves `conn` behind it: ioredis gives up on the reply, but Redis may
+   * still be running the command or be blocked in it (a blocking command let through by
+   * `allow`, a long script), and every later command on that connection would queue behind it
+   * and time out too. So the connection is dropped and reconnected (`disconnect(true)`: same
+   * client, same listeners, the pool's retry strategy) and not picked until it is ready again.
+   * Closing the socket also ends a blocking command in Redis. Commands still in flight on it
+   * fail as "connection lost" (their outcome is unknown, as it is for the timed-out one).
+   */
+  private classify(err: unknown, conn: Redis): GatewayError {
     // Already decided (e.g. `pick()` found no ready connection).
     if (err instanceof GatewayError) return err;
     const message = err instanceof Error ? err.message : '';
     // Refused synchronously by ioredis before writing: the command provably did not run.
     if (message.startsWith(NOT_WRITABLE)) return backendUnavailable();
     // Written, but no answer in time: it may still run.
-    if (message === TIMED_OUT) return backendTimeout(this.options.timeoutMs);
+    if (message === TIMED_OUT) {
+      this.recycle(conn);
+      return backendTimeout(this.options.timeoutMs);
+    }
     // Connection closed or reset after the write (MaxRetriesPerRequestError, "Connection is
     // closed."): the outcome is unknown.
     return backendConnectionLost();
+  }
+
+  private recycle(conn: Redis): void {
+    if (this.closed || this.recycling.has(conn) || conn.status !== 'ready') return;
+    this.recycling.add(conn);
+    this.options.log(`backend ${this.target}: command timed out; reconnecting that connection`);
+    conn.disconnect(true);
   }
 
   async close(): Promise<void> {

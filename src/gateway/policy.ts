@@ -95,12 +95,23 @@ export function normalizeCommandName(name: string): string {
     .toUpperCase();
 }
 
-/** XREAD/XREADGROUP block only with a BLOCK option before STREAMS (later tokens are keys). */
+/**
+ * Whether XREAD/XREADGROUP arguments carry the BLOCK option. Parsed the way Redis parses them
+ * (`xreadCommand`): the options before STREAMS come in any order, `GROUP <group> <consumer>`
+ * included, so names and values are skipped rather than assumed to come first (a group or
+ * consumer named BLOCK is not the option; `BLOCK 0 GROUP g c` is). Everything after STREAMS is
+ * keys and IDs. BLOCK with any value counts: an invalid one only turns a Redis error into a 403.
+ * An unknown token is stepped over one at a time (Redis rejects it, or a newer option's value
+ * is looked at as a possible BLOCK, which errs on the side of refusing).
+ */
 function isBlockingStreamRead(args: Arg[]): boolean {
-  for (const arg of args) {
-    const token = arg.toString().toUpperCase();
-    if (token === 'STREAMS') return false;
+  for (let i = 0; i < args.length; i++) {
+    const token = args[i]!.toString().toUpperCase();
+    const more = args.length - i - 1;
     if (token === 'BLOCK') return true;
+    if (token === 'STREAMS' && more > 0) return false;
+    if (token === 'COUNT' && more > 0) i += 1;
+    else if (token === 'GROUP' && more >= 2) i += 2;
   }
   return false;
 }
@@ -154,9 +165,7 @@ export class CommandPolicy {
     // As a plain command MONITOR would take over a pooled connection, allowed or not.
     if (name === 'MONITOR') return this.denied.get(name) ?? 'use the /monitor event stream';
     if (name === 'XREAD' || name === 'XREADGROUP') {
-      // XREADGROUP starts with `GROUP <group> <consumer>`: names, not options.
-      const options = name === 'XREADGROUP' ? args.slice(3) : args;
-      return isBlockingStreamRead(options) ? this.denied.get(name) : undefined;
+      return isBlockingStreamRead(args) ? this.denied.get(name) : undefined;
     }
     return this.denied.get(name) ?? this.denied.get(subcommandKey(name, args));
   }

@@ -89,6 +89,11 @@ const DENIED: string[][] = [
   ['BLPOP', 'k', '1'],
   ['WAIT', '1', '1'],
   ['XREAD', 'BLOCK', '1', 'STREAMS', 's', '0'],
+  ['XREAD', 'COUNT', '1', 'BLOCK', '0', 'STREAMS', 's', '$'],
+  // Redis takes XREADGROUP's options in any order before STREAMS, GROUP included.
+  ['XREADGROUP', 'BLOCK', '0', 'GROUP', 'g', 'c', 'STREAMS', 's', '>'],
+  ['XREADGROUP', 'COUNT', '1', 'BLOCK', '0', 'GROUP', 'g', 'c', 'STREAMS', 's', '>'],
+  ['XREADGROUP', 'GROUP', 'g', 'c', 'NOACK', 'BLOCK', '10', 'STREAMS', 's', '>'],
 ];
 
 function variants(command: string[]): string[][] {
