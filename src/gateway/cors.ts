@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
+import { NOT_SENT_HEADER } from '../transport/types.js';
 
 /**
  * CORS for browser clients of the REST API. Only origins in the list (exact match, or `*` for
@@ -21,7 +22,12 @@ const ALLOW_HEADERS = [
   'Cache-Control',
 ].join(', ');
 const ALLOW_METHODS = 'GET, HEAD, POST, PUT';
-const EXPOSE_HEADERS = 'upstash-sync-token';
+/**
+ * Response headers a page may read. `x-redis-edge-sent: 0` on a 503 is how a browser client
+ * knows the command never reached Redis; unexposed it reads as null, and a safe failover
+ * would become an ambiguous write.
+ */
+const EXPOSE_HEADERS = ['upstash-sync-token', NOT_SENT_HEADER].join(', ');
 
 export function cors(origins: string[]): MiddlewareHandler {
   const anyOrigin = origins.includes('*');

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { adminRoutes } from './admin.js';
 import { TokenAuth } from './auth.js';
 import { availabilityRoutes } from './availability.js';
@@ -57,17 +57,20 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     streams: streams.size,
   });
 
-  const base = () => {
+  /** `outer` run before the lifecycle middleware, so they also wrap its shutdown 503. */
+  const base = (...outer: MiddlewareHandler[]) => {
     const app = new Hono();
     app.onError(onError);
+    for (const middleware of outer) app.use('*', middleware);
     app.use('*', lifecycle.middleware());
     return app;
   };
 
-  const main = base();
-  // Sync token first so that every 2xx, preflights included, carries one.
-  main.use('*', syncTokens());
-  main.use('*', cors(config.corsOrigins));
+  // Sync token first so that every 2xx, preflights included, carries one. CORS next, ahead of
+  // the lifecycle: a browser can only read the shutdown 503 (and its not-sent marker) with
+  // CORS headers, and a preflight is still answered while shutting down so that the real
+  // request gets to see that 503.
+  const main = base(syncTokens(), cors(config.corsOrigins));
   const availability = config.availability
     ? availabilityRoutes({ options: config.availability, backend: pool, faults })
     : undefined;

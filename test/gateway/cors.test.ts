@@ -1,5 +1,7 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, request, startTestGateway, type TestGateway } from './helpers.js';
+import { NOT_SENT_HEADER } from '../../src/gateway/index.js';
+import { post, request, sleep, startTestGateway, type TestGateway, TOKEN } from './helpers.js';
 import { RedisProcess } from './redis-process.js';
 
 /** CORS: headers only for listed origins; preflights answered without auth. */
@@ -39,7 +41,9 @@ describe('CORS', () => {
     const ok = await post(listed.url, '/', ['PING'], { origin: ALLOWED });
     expect(ok.status).toBe(200);
     expect(ok.headers.get('access-control-allow-origin')).toBe(ALLOWED);
-    expect(ok.headers.get('access-control-expose-headers')).toBe('upstash-sync-token');
+    expect(ok.headers.get('access-control-expose-headers')).toBe(
+      `upstash-sync-token, ${NOT_SENT_HEADER}`,
+    );
     expect(ok.headers.get('vary')).toMatch(/Origin/);
 
     const denied = await post(listed.url, '/', ['PING'], {
@@ -97,5 +101,65 @@ describe('CORS', () => {
     expect(
       (await preflight(none.url, ALLOWED)).headers.get('access-control-allow-origin'),
     ).toBeNull();
+  });
+
+  it('a browser can read the not-sent marker: exposed, and on the 503 while shutting down', async () => {
+    // The transport reads `x-redis-edge-sent: 0` to retry a write elsewhere; a header that is
+    // not exposed reads as null cross-origin and the write would look ambiguous.
+    const ok = await post(listed.url, '/', ['PING'], { origin: ALLOWED });
+    const exposed = ok.headers.get('access-control-expose-headers')?.toLowerCase() ?? '';
+    expect(exposed.split(/,\s*/)).toContain(NOT_SENT_HEADER);
+
+    // A request that has started arriving before close() is answered by the gateway (not cut
+    // at the socket): it gets the shutdown 503, which must carry the CORS headers too.
+    const gw = await startTestGateway(redisServer, { corsOrigins: [ALLOWED] });
+    const { port } = new URL(gw.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let raw = '';
+    socket.on('data', (chunk) => {
+      raw += chunk.toString();
+    });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const body = '["INCR","cors-late"]';
+    socket.write('POST / HTTP/1.1\r\nhost: gateway\r\n');
+    await sleep(50);
+    const closing = gw.gateway.close();
+    await sleep(50);
+    socket.write(
+      `origin: ${ALLOWED}\r\nauthorization: Bearer ${TOKEN}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    await ended;
+    await closing;
+    const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 503/);
+    expect(head).toContain(`\r\n${NOT_SENT_HEADER}: 0`);
+    expect(head).toContain(`\r\naccess-control-allow-origin: ${ALLOWED}`);
+    expect(head).toMatch(new RegExp(`\\r\\naccess-control-expose-headers: .*${NOT_SENT_HEADER}`));
+  });
+
+  it('preflights are still answered while shutting down, so the real request sees the 503', async () => {
+    const gw = await startTestGateway(redisServer, { corsOrigins: [ALLOWED] });
+    const { port } = new URL(gw.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let raw = '';
+    socket.on('data', (chunk) => {
+      raw += chunk.toString();
+    });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('OPTIONS /pipeline HTTP/1.1\r\nhost: gateway\r\n');
+    await sleep(50);
+    const closing = gw.gateway.close();
+    await sleep(50);
+    socket.write(
+      `origin: ${ALLOWED}\r\naccess-control-request-method: POST\r\nconnection: close\r\n\r\n`,
+    );
+    await ended;
+    await closing;
+    const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 204/);
+    expect(head).toContain(`\r\naccess-control-allow-origin: ${ALLOWED}`);
   });
 });

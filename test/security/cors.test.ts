@@ -91,7 +91,7 @@ describe('CORS', () => {
     expect(response.status).toBe(200);
     expect(corsHeaders(response)).toMatchObject({
       'access-control-allow-origin': ALLOWED,
-      'access-control-expose-headers': 'upstash-sync-token',
+      'access-control-expose-headers': 'upstash-sync-token, x-redis-edge-sent',
     });
     expect(corsHeaders(response)['access-control-allow-credentials']).toBeUndefined();
   });
