@@ -23,6 +23,7 @@ import {
   checkAll,
   maybeStartRefresh,
   publishShared,
+  readShared,
 } from './health/checker.js';
 import type { HealthStore } from './health/store.js';
 import type { RequestHints } from './selector.js';
@@ -140,15 +141,26 @@ export class FailoverCore {
   /** Probes every member now, publishes to the shared tier, and returns the snapshot (cron). */
   async refreshAll(): Promise<void> {
     const deps = this.checkerDeps;
+    const store = this.store;
+    // A cron run is often a fresh isolate's first work. Start from the decision published last
+    // time (the active member, since when, and each member's healthy streak) so the grace rules
+    // span runs: from nothing, the heaviest member would win the moment it answers again.
+    if (store.active === undefined && deps.health.cache) {
+      await readShared(deps).catch(() => undefined);
+      const published = store.shared;
+      if (published?.active !== undefined && store.records.has(published.active)) {
+        store.setActive(published.active, undefined, published.activeSince ?? published.at);
+      }
+    }
     // This is where the shared decision is made: it must follow the grace rules itself, not an
     // older published choice (which could fail back to a member the moment it answers again).
-    this.store.shared = undefined;
-    this.store.refreshStartedAt = this.now();
-    this.store.nextRefreshAt = this.now() + this.options.health.intervalMs;
+    store.shared = undefined;
+    store.refreshStartedAt = this.now();
+    store.nextRefreshAt = this.now() + this.options.health.intervalMs;
     try {
       await checkAll(deps);
     } finally {
-      this.store.refreshStartedAt = undefined;
+      store.refreshStartedAt = undefined;
     }
     this.select(undefined);
     await publishShared(deps);

@@ -21,6 +21,8 @@ export interface SharedHealth {
   /** When the record was made. */
   at: number;
   active?: string;
+  /** Since when `active` has been the active member (grace rules span cron runs). */
+  activeSince?: number;
   members: Record<string, SharedMemberHealth>;
 }
 

@@ -114,7 +114,9 @@ export class HealthStore {
   /** A refresh or shared read has given every member a verdict at least once. */
   initialized = false;
   /** The active member the shared tier published, followed until `until`. */
-  shared: { active: string | undefined; at: number; until: number } | undefined;
+  shared:
+    | { active: string | undefined; activeSince?: number; at: number; until: number }
+    | undefined;
 
   constructor(
     readonly key: string,
@@ -281,7 +283,14 @@ export class HealthStore {
         lagging: r.lagging || undefined,
       });
     }
-    return compact({ version: 1, key: this.key, at: now, members, active: this.active });
+    return compact({
+      version: 1,
+      key: this.key,
+      at: now,
+      members,
+      active: this.active,
+      activeSince: this.active === undefined ? undefined : this.activeSince,
+    });
   }
 
   /**
@@ -319,7 +328,12 @@ export class HealthStore {
       if (remote.status === 'healthy') r.healthySince = remote.healthySince ?? remote.checkedAt;
       if (event) events.push({ ...event, reason: 'shared', at: now });
     }
-    this.shared = { active: shared.active, at: shared.at, until: shared.at + followForMs };
+    this.shared = {
+      active: shared.active,
+      activeSince: shared.activeSince,
+      at: shared.at,
+      until: shared.at + followForMs,
+    };
     this.initialized = true;
     return { events, keptLocal };
   }

@@ -375,6 +375,31 @@ describe('shared health between isolates', () => {
     expect(redis.activeMember()).toBe('a');
   });
 
+  it('a cron run in a fresh isolate keeps the grace rules of the runs before it', async () => {
+    const cache = memoryCache();
+    /** Each cron invocation in an isolate of its own: nothing but the shared record carries over. */
+    const freshCron = async () => {
+      resetHealthStores();
+      const { redis, switches } = client({ health: { cache } });
+      const snap = await redis.refreshAll();
+      return { active: snap.active, switches };
+    };
+    expect((await freshCron()).active).toBe('a');
+    await cluster.setAvailability('a', { status: 503, errorCode: 'no_quorum' });
+    expect((await freshCron()).active).toBe('b');
+    await cluster.setAvailability('a', null);
+    // a is back, but not for a whole grace period (800 ms): the fleet stays on b.
+    const stay = await freshCron();
+    expect(stay.active).toBe('b');
+    expect(cache.data.values().next().value?.active).toBe('b');
+    await sleep(900);
+    const back = await freshCron();
+    expect(back.active).toBe('a');
+    expect(back.switches).toEqual([
+      expect.objectContaining({ from: 'b', to: 'a', reason: 'failback' }),
+    ]);
+  });
+
   it('the cron decides by the grace rules, not by the record it published before', async () => {
     const cache = memoryCache();
     const cron = client({ health: { cache, intervalMs: 50 } });
