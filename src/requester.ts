@@ -57,17 +57,19 @@ export interface RequestScope {
 /** Everything a client shares between its scopes: options, store, events, transports. */
 export class FailoverCore {
   /**
-   * This client's own credentials. The store may be shared with clients holding other tokens
-   * for the same URLs (a read-only token, say), so tokens are never taken from it.
+   * This client's own credentials, with the URL each token belongs to. The store may be shared
+   * with clients holding other tokens for the same URLs (a read-only token, say), and another
+   * client may replace a member there under the same name at a new URL: a token goes only to
+   * the URL it was given for, never by name alone.
    */
-  readonly credentials = new Map<string, string>();
+  readonly credentials = new Map<string, { url: string; token: string }>();
 
   constructor(
     readonly options: ResolvedOptions,
     readonly store: HealthStore,
     readonly emitter: Emitter,
   ) {
-    for (const m of options.members) this.credentials.set(m.name, m.token);
+    for (const m of options.members) this.credentials.set(m.name, { url: m.url, token: m.token });
   }
 
   now(): number {
@@ -76,9 +78,12 @@ export class FailoverCore {
 
   transport(name: string): MemberTransport | undefined {
     const record = this.store.records.get(name);
-    const token = this.credentials.get(name);
-    if (!record || token === undefined) return undefined;
+    const own = this.credentials.get(name);
+    // A member this client has no token for (added by another client sharing the store, or
+    // moved to another URL there) is skipped, like one without a transport.
+    if (!record || own?.url !== record.member.url) return undefined;
     const { member } = record;
+    const token = own.token;
     const cached = this.store.transports.get(name);
     const cancelAlways = this.options.cancellation === 'always';
     if (

@@ -129,6 +129,29 @@ describe('credentials stay with their own member', () => {
     expect([...seen.rest].sort()).toEqual(['b', 'c']);
   });
 
+  it('a member moved to another URL by one client never gets another client token for the old URL', async () => {
+    const [a, b, c] = cluster.members as [LocalMember, LocalMember, LocalMember];
+    const readerLog: RecordedRequest[] = [];
+    const admin = createFailoverRedis({ members: [a, b], health: { enabled: false } });
+    // Same URLs: one shared health store; the reader holds its own tokens for them.
+    const reader = createFailoverRedis({
+      members: [a, b],
+      fetch: recordingFetch(readerLog),
+      health: { enabled: false },
+    });
+    // The operator moves "b" to another endpoint through the admin client only (here: c's).
+    admin.removeMember('b');
+    admin.addMember({ ...c, name: 'b' });
+    admin.setActiveMember('b');
+    expect(await admin.get('sec:moved')).toBeNull(); // admin reaches the new b
+    await reader.set('sec:moved', 'reader');
+    expect(await reader.get('sec:moved')).toBe('reader');
+    // The reader has no token for b's new URL: b is skipped, a serves, and b's old token stays home.
+    const cOrigin = new URL(c.url).origin;
+    expect(readerLog.some((r) => r.url.origin === cOrigin)).toBe(false);
+    expect(checkRouting(readerLog).rest).toEqual(new Set(['a']));
+  });
+
   it('two clients with different tokens for the same URLs never borrow each other tokens', async () => {
     const [a, b] = cluster.members as [LocalMember, LocalMember];
     const goodLog: RecordedRequest[] = [];
