@@ -13,6 +13,8 @@
 export const NON_IDEMPOTENT_COMMANDS =
   // counters, appends and conditional sets: a second run changes the data again or answers "no"
   'incr incrby incrbyfloat decr decrby append getdel setnx msetnx ' +
+  // GETSET answers the value it replaced: a retry would answer the caller's own
+  'getset ' +
   'hsetnx hincrby hincrbyfloat hgetdel ' +
   // pushes, inserts, pops and moves
   'lpush rpush lpushx rpushx linsert lpop rpop lmpop lmove rpoplpush ' +
@@ -20,8 +22,9 @@ export const NON_IDEMPOTENT_COMMANDS =
   'zincrby zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop ' +
   // keyspace: the second run finds the key gone or taken
   'rename renamenx move swapdb migrate restore-asking pfdebug ' +
-  // streams: claims and group reads move entries between consumers
-  'xclaim xautoclaim xreadgroup ' +
+  // streams: XADD with * adds an entry again, with an explicit id fails where the first run
+  // succeeded; claims and group reads move entries between consumers
+  'xadd xclaim xautoclaim xreadgroup ' +
   // scripts may do anything; a publish is delivered again
   'eval evalsha fcall publish spublish ' +
   'json.numincrby json.nummultby json.strappend json.arrappend json.arrinsert json.arrpop ' +

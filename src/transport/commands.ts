@@ -10,9 +10,10 @@
  *   it once (SET, DEL, HSET, SADD, ZADD, EXPIRE, ...). The reply of the second run may differ
  *   (DEL answers 0) and relative expiries move by the retry delay; the design accepts both.
  * - `non-idempotent-write`: a second run changes the data again (INCR, LPUSH, pops, XADD with
- *   `*`, scripts), fails where the first succeeded (RENAME, XGROUP CREATE), or is a conditional
- *   write whose reply is the decision the caller acts on (SETNX, SET NX, EXPIRE NX, COPY without
- *   REPLACE: a lock holder would be told it lost its own lock). Every unknown command is here.
+ *   `*`, scripts), fails where the first succeeded (RENAME, XGROUP CREATE, XADD with an explicit
+ *   id), or is a write whose reply is the decision the caller acts on (SETNX, SET NX, EXPIRE NX,
+ *   COPY without REPLACE: a lock holder would be told it lost its own lock; GETSET and SET GET:
+ *   a swap would be told the value it replaced was its own). Every unknown command is here.
  *
  * Redis' `write` flag alone cannot tell the last two apart, so those entries were decided per
  * command, some by their arguments (see the rules below). The table is plain data so the test
@@ -67,8 +68,9 @@ const READ_COMMANDS =
 
 const IDEMPOTENT_COMMANDS =
   'mset setex psetex setrange setbit ' +
-  // GETSET and GETEX leave the same data on a second run; only the reply differs
-  'getset getex ' +
+  // GETEX leaves the same data and answers the same value on a second run (GETSET is not
+  // here: its reply, the value it replaced, is what a swap or lock acts on)
+  'getex ' +
   'del unlink persist flushdb flushall ' +
   'hset hmset hdel hpersist hgetex lset sadd srem zrem zremrangebyscore zremrangebylex ' +
   'geoadd pfadd ' +
@@ -107,20 +109,22 @@ function sameKey(a: unknown, b: unknown): boolean {
 }
 
 /**
- * Scans the arguments from `start`: `found` if one is the `hit` option, else `otherwise`. The
- * scan ends early at the first option `stop` accepts (where the options end and data begins).
+ * Scans the arguments from `start`: `found` if one is a `hits` option (space-separated), else
+ * `otherwise`. The scan ends early at the first option `stop` accepts (where the options end
+ * and data begins).
  */
 function scanFor(
   start: number,
-  hit: string,
+  hits: string,
   found: SafetyClass,
   otherwise: SafetyClass,
   stop?: (option: string) => boolean,
 ): Rule {
+  const wanted = words(hits);
   return (command) => {
     for (let i = start; i < command.length; i++) {
       const token = option(command[i]);
-      if (token === hit) return found;
+      if (wanted.includes(token)) return found;
       if (stop?.(token)) break;
     }
     return otherwise;
@@ -199,27 +203,6 @@ const sortRule: Rule = (command) => {
   return sameKey(dest, command[1]) ? NON_IDEMPOTENT : IDEMPOTENT;
 };
 
-/** XADD with `*` (or `<ms>-*`) creates a new entry on every run; an explicit id cannot repeat. */
-const xaddRule: Rule = (command) => {
-  let i = 2;
-  for (;;) {
-    const token = option(command[i]);
-    if (token === 'nomkstream') {
-      i += 1;
-    } else if (token === 'maxlen' || token === 'minid') {
-      // MAXLEN|MINID [=|~] threshold [LIMIT count]
-      i += command[i + 1] === '=' || command[i + 1] === '~' ? 3 : 2;
-      if (option(command[i]) === 'limit') i += 2;
-    } else {
-      break;
-    }
-  }
-  const id = command[i];
-  return typeof id === 'number' || (typeof id === 'string' && id !== '' && !id.endsWith('*'))
-    ? IDEMPOTENT
-    : NON_IDEMPOTENT;
-};
-
 const ZADD_FLAGS = words('nx xx gt lt ch');
 
 /**
@@ -249,11 +232,11 @@ function classTable(read: string, idempotent = '', nonIdempotent = ''): Map<stri
 
 /** Commands whose class depends on their arguments; space-separated names share an entry. */
 const BY_ARGUMENTS: [names: string, entry: Entry][] = [
-  // SET NX is a lock: a retry would tell the holder it lost its own lock
-  ['set', scanFor(3, 'nx', NON_IDEMPOTENT, IDEMPOTENT)],
+  // SET NX is a lock: a retry would tell the holder it lost its own lock; SET GET answers the
+  // value it replaced, and a retry would answer the caller's own
+  ['set', scanFor(3, 'nx get', NON_IDEMPOTENT, IDEMPOTENT)],
   // ZADD INCR adds again; the flags before the scores are all it can carry
   ['zadd', scanFor(2, 'incr', NON_IDEMPOTENT, IDEMPOTENT, (token) => !ZADD_FLAGS.includes(token))],
-  ['xadd', xaddRule],
   // HEXPIRE..HPEXPIREAT: Redis 7.4 hash-field expiry (HEXPIRE key seconds [NX|XX|GT|LT] FIELDS ...)
   [
     'expire pexpire expireat pexpireat hexpire hpexpire hexpireat hpexpireat',
