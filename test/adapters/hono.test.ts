@@ -1,7 +1,13 @@
 import { Hono } from 'hono';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { type FailoverVariables, failover, statusHandler } from '../../src/hono/index.js';
-import { ConfigError, FailoverRedis, resetHealthStores } from '../../src/index.js';
+import {
+  ConfigError,
+  type CustomProbe,
+  createFailoverRedis,
+  FailoverRedis,
+  resetHealthStores,
+} from '../../src/index.js';
 import { clusterOptions, gatedProbe, StrictExecutionContext, sleep, track } from './support.js';
 
 /**
@@ -170,6 +176,53 @@ describe('statusHandler()', () => {
     const body = await (await app.request('/status')).json();
     expect(body.members).toHaveLength(3);
     expect(JSON.stringify(body)).not.toContain('127.0.0.1');
+  });
+
+  it('serves no secret path or query of a member URL, in any field', async () => {
+    const secret = (url: string) => `${url}/s3cr3t-path/db?key=PRIVATE`;
+    const members = cluster.members.map((m) => ({
+      ...m,
+      url: secret(m.url),
+      availability: { ...m.availability, url: secret(m.availability.url) },
+    }));
+    // The gateway echoes the path in its error ("unknown command 'S3CR3T-PATH'"); a user's
+    // probe may put the URL in its error or reason.
+    const echoing = createFailoverRedis({ members });
+    const probe: CustomProbe = async ({ name, url }) => {
+      if (name === 'a') throw new Error(`GET ${url}/healthz answered 503`);
+      if (name === 'b') return { healthy: false, reason: `down: ${url}`, configProblem: url };
+      return true;
+    };
+    const custom = createFailoverRedis({ members, health: { probe } });
+    for (const client of [echoing, custom]) {
+      await client.refreshAll();
+      const raw = JSON.stringify(client.snapshot());
+      // The leak is there to hide: the raw snapshot holds the path in its key and free text.
+      expect(raw).toContain('s3cr3t-path');
+      for (const hideUrls of [false, true]) {
+        const app = new Hono();
+        app.get('/status', statusHandler({ client, hideUrls }));
+        const res = await app.request('/status');
+        expect(res.status).toBe(200);
+        const text = await res.text();
+        expect(text.toLowerCase()).not.toContain('s3cr3t');
+        expect(text).not.toContain('PRIVATE');
+        expect(text).not.toContain('key=');
+        if (hideUrls) expect(text).not.toContain('127.0.0.1');
+        const body = JSON.parse(text);
+        expect(body.key).toMatch(/^redis-edge-failover:health:[0-9a-f]{8}$/);
+        expect(body.members.map((m: { url: string }) => m.url)).toEqual(
+          hideUrls ? ['', '', ''] : cluster.members.map((m) => new URL(m.url).origin),
+        );
+        // The text keeps what it says, minus the URL's private parts.
+        const a = body.members[0];
+        expect(a.status).toBe('unhealthy');
+        if (client === custom && !hideUrls) {
+          const origin = new URL(cluster.members[0]!.url).origin;
+          expect(a.lastError.message).toBe(`custom: GET ${origin} answered 503`);
+        }
+      }
+    }
   });
 
   it('says what is missing when no client is available', async () => {

@@ -82,4 +82,54 @@ describe('status page', () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   });
+
+  it('shows no secret path or query of a member URL, on the page or in /status', async () => {
+    // b and c: the test above killed a. The gateway answers a path it does not know with
+    // "ERR unknown command 'S3CR3T-PATH', with args beginning with: 'db' ... 'PRIVATE'", so
+    // the members' probe errors carry the secret unless the status route takes it out.
+    const members = cluster.members
+      .filter((m) => m.name !== 'a')
+      .map((m) => ({ ...m, url: `${m.url}/s3cr3t-path/db?key=PRIVATE` }));
+    const leaky = await startSampleWorker({
+      members,
+      listen: true,
+      availability: false,
+      vars: { REDIS_TIMEOUT_MS: '500', REDIS_HEALTH_INTERVAL_MS: '300' },
+    });
+    try {
+      const url = (await leaky.ready).href;
+      // The cron probes both members (in the isolate that serves the page).
+      const worker = (await leaky.getWorker()) as unknown as {
+        scheduled(options: { cron: string }): Promise<{ outcome: string }>;
+      };
+      expect((await worker.scheduled({ cron: '* * * * *' })).outcome).toBe('ok');
+      const page = await browser.newPage();
+      await page.goto(url);
+      await page.waitForFunction(
+        () =>
+          [...document.querySelectorAll('#members tr')].filter((tr) =>
+            tr.lastElementChild?.textContent?.includes('unknown command'),
+          ).length === 2,
+        null,
+        { timeout: 10_000 },
+      );
+      const html = await page.content();
+      const json = await (await leaky.dispatchFetch(`${url}status`)).text();
+      for (const text of [html, json]) {
+        expect(text.toLowerCase()).not.toContain('s3cr3t');
+        expect(text).not.toContain('PRIVATE');
+        expect(text).not.toContain('key=');
+      }
+      // What the error says is still there, and the URL is down to its origin.
+      const status = JSON.parse(json);
+      expect(status.key).toMatch(/^redis-edge-failover:health:[0-9a-f]{8}$/);
+      expect(status.members.map((m: { url: string }) => m.url)).toEqual(
+        members.map((m) => new URL(m.url).origin),
+      );
+      expect(status.members[0].lastError.message).toMatch(/^ping error: ERR unknown command/);
+      await page.close();
+    } finally {
+      await leaky.dispose();
+    }
+  });
 });
