@@ -68,6 +68,14 @@ export interface KvHealthCacheOptions {
   minWriteIntervalMs?: number;
 }
 
+/**
+ * When each key of a KV binding was last written, per binding: every `kvHealthCache` over the
+ * same namespace shares it. `failoverOptionsFromEnv` builds a new cache on each call (each cron
+ * invocation, say), so a per-cache record would let two crons of one minute write the same key
+ * twice within a second, and KV answers that with 429. Weak, so a dropped binding frees it.
+ */
+const kvLastWrites = new WeakMap<KVNamespaceLike, Map<string, number>>();
+
 /** Workers KV: global and eventually consistent (about 60 s), fine for a cron-fed record. */
 export function kvHealthCache(
   kv: KVNamespaceLike,
@@ -75,13 +83,16 @@ export function kvHealthCache(
 ): HealthCache {
   const ttl = Math.max(60, options.ttlSeconds ?? 600);
   const minInterval = options.minWriteIntervalMs ?? 1000;
-  const lastWrite = new Map<string, number>();
+  const written = kvLastWrites.get(kv) ?? new Map<string, number>();
+  kvLastWrites.set(kv, written);
   return {
     get: async (key) => parse(await kv.get(key, 'json')),
     async put(key, value) {
       const now = Date.now();
-      if (now - (lastWrite.get(key) ?? -Infinity) < minInterval) return;
-      lastWrite.set(key, now);
+      if (now - (written.get(key) ?? -Infinity) < minInterval) return;
+      // Taken before the write, so a concurrent put skips; kept when it fails (a 429 is a
+      // reason to wait, not to retry at once).
+      written.set(key, now);
       await kv.put(key, JSON.stringify(value), { expirationTtl: ttl });
     },
   };

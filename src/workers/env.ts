@@ -270,6 +270,7 @@ export function failoverOptionsFromEnv(
   if (health.cache === undefined) {
     const kv = healthKvFromEnv(env, options);
     if (kv) {
+      // A new cache per call is fine: its write throttle is kept per binding, not per cache.
       health.cache = kvHealthCache(kv);
       healthChanged = true;
     }

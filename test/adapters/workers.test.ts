@@ -1,5 +1,12 @@
-import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { ConfigError, type FailoverRedis, resetHealthStores } from '../../src/index.js';
+import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
+import {
+  ConfigError,
+  type FailoverRedis,
+  kvHealthCache,
+  resetHealthStores,
+  type SharedHealth,
+  type StoreSnapshot,
+} from '../../src/index.js';
 import {
   envSuffix,
   failoverFromEnv,
@@ -46,6 +53,14 @@ class MemoryKv implements KVNamespaceLike {
   async put(key: string, value: string, options?: { expirationTtl?: number }): Promise<void> {
     this.values.set(key, value);
     this.puts.push({ key, ttl: options?.expirationTtl });
+  }
+}
+
+/** KV refusing every write, the way it answers a second write to a key within a second. */
+class RateLimitedKv extends MemoryKv {
+  override async put(key: string, _value: string, options?: { expirationTtl?: number }) {
+    this.puts.push({ key, ttl: options?.expirationTtl });
+    throw new Error('KV PUT failed: 429 Too Many Requests');
   }
 }
 
@@ -215,5 +230,97 @@ describe('scheduledRefresh', () => {
     await expect(
       scheduledRefresh()(controller, unbound, new StrictExecutionContext()),
     ).rejects.toThrow(/env\.HEALTH: is not bound/);
+  });
+
+  it('two crons of one minute write the record once (KV takes one write per key per second)', async () => {
+    const kv = new MemoryKv();
+    const env = { ...devVars(cluster.members), HEALTH: kv };
+    // Each invocation builds its own options, and so its own kvHealthCache, over the binding.
+    const scheduled = scheduledRefresh<typeof env>();
+    await Promise.all([
+      scheduled(controller, env, new StrictExecutionContext()),
+      scheduled({ ...controller, cron: '*/5 * * * *' }, env, new StrictExecutionContext()),
+    ]);
+    expect(kv.puts).toHaveLength(1);
+  });
+
+  it('a failed publish is reported, and the refresh still applies and does not reject', async () => {
+    const kv = new RateLimitedKv();
+    const env = { ...devVars(cluster.members), HEALTH: kv };
+    const errors: unknown[] = [];
+    const snapshots: StoreSnapshot[] = [];
+    const scheduled = scheduledRefresh<typeof env>({
+      onPublishError: (error) => void errors.push(error),
+      onRefresh: (s) => void snapshots.push(s),
+    });
+    await expect(scheduled(controller, env, new StrictExecutionContext())).resolves.toBeUndefined();
+    expect(kv.puts).toHaveLength(1);
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).message).toMatch(/429/);
+    // The verdicts of this refresh are in the snapshot, and in the isolate's client.
+    expect(snapshots).toHaveLength(1);
+    expect(snapshots[0]!.active).toBe('a');
+    expect(snapshots[0]!.members.every((m) => m.status === 'healthy')).toBe(true);
+    expect(snapshots[0]!.stats.refreshes).toBe(1);
+    expect(failoverFromEnv(env).snapshot().active).toBe('a');
+  });
+
+  it('without onPublishError, a failed publish is logged, not thrown', async () => {
+    const env = { ...devVars(cluster.members), HEALTH: new RateLimitedKv() };
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await expect(
+        scheduledRefresh<typeof env>()(controller, env, new StrictExecutionContext()),
+      ).resolves.toBeUndefined();
+      expect(log).toHaveBeenCalledTimes(1);
+      expect(String(log.mock.calls[0]![0])).toMatch(/publishing shared health failed.*429/);
+    } finally {
+      log.mockRestore();
+    }
+  });
+});
+
+describe('kvHealthCache write throttle', () => {
+  const record: SharedHealth = { version: 1, key: 'k', at: 0, members: {} };
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is shared by every cache over one binding: one write per key per second', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(1_000_000);
+    const kv = new MemoryKv();
+    const first = kvHealthCache(kv);
+    const second = kvHealthCache(kv);
+    await first.put('one', record);
+    await second.put('one', record);
+    // What scheduledRefresh builds on every invocation: a new cache each time, same binding.
+    const env = { ...devVars(cluster.members), HEALTH: kv };
+    await failoverOptionsFromEnv(env).health!.cache!.put('one', record);
+    await failoverOptionsFromEnv(env).health!.cache!.put('one', record);
+    expect(kv.puts.map((p) => p.key)).toEqual(['one']);
+    // Other keys, and other bindings, have their own second.
+    await second.put('two', record);
+    const other = new MemoryKv();
+    await kvHealthCache(other).put('one', record);
+    expect(kv.puts.map((p) => p.key)).toEqual(['one', 'two']);
+    expect(other.puts).toHaveLength(1);
+
+    vi.setSystemTime(1_000_999);
+    await second.put('one', record);
+    expect(kv.puts).toHaveLength(2);
+    vi.setSystemTime(1_001_000);
+    await second.put('one', record);
+    expect(kv.puts.map((p) => p.key)).toEqual(['one', 'two', 'one']);
+  });
+
+  it('a rejected write still counts, so the next one waits its second', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(2_000_000);
+    const kv = new RateLimitedKv();
+    await expect(kvHealthCache(kv).put('k', record)).rejects.toThrow(/429/);
+    await kvHealthCache(kv).put('k', record);
+    expect(kv.puts).toHaveLength(1);
   });
 });
