@@ -50,7 +50,10 @@ export interface SelectionInput {
 }
 
 export interface Selection {
-  /** Members to try, in order: the active one first, every member exactly once. */
+  /**
+   * Members to try, in order: the active one first, every member exactly once; only the forced
+   * member while `forceActiveMember` holds.
+   */
   order: string[];
   active: string | undefined;
   /** Set when the active member changes for a reason worth an event. */
@@ -173,8 +176,15 @@ export function selectMembers(input: SelectionInput): Selection {
     next = forcedMember;
     reason = 'forced';
   } else if (preferred && isUsable(preferred)) {
+    // The published member, for the reason it would have been chosen here: away from a member
+    // that failed, back to a better one, or (between equals) the health check behind the record.
     next = preferred;
-    reason = 'health-check';
+    reason =
+      input.active === undefined
+        ? undefined
+        : current && isUsable(current)
+          ? (betterBecause(preferred, current, input) ?? 'health-check')
+          : reasonForLeaving(current);
   } else if (current && isUsable(current)) {
     // Sticky: keep a working member; move only to a clearly better one that has been healthy
     // for a whole grace period, and not sooner than a grace period after the last switch.
@@ -204,7 +214,8 @@ export function selectMembers(input: SelectionInput): Selection {
 
   const order: string[] = [];
   if (next) order.push(next.name);
-  for (const m of ranked) if (m !== next) order.push(m.name);
+  // A forced member locks the others out (maintenance, as Jedis' forceActiveDatabase does).
+  if (!forcedMember) for (const m of ranked) if (m !== next) order.push(m.name);
 
   const selection: Selection = { order, active: next?.name };
   if (next && next.name !== input.active && reason) {

@@ -123,12 +123,15 @@ describe('request-scoped failover', () => {
     expect(inFlight.length).toBe(10);
     expect(inFlight.every((r) => r.signal === undefined)).toBe(true);
 
-    // Send traffic to the hung member again: every attempt now carries a signal, aborted at
-    // its timeout, so no further request is left open on it.
+    // Send traffic to the hung member again (forced, so the others are locked out and these
+    // reads fail): every attempt now carries a signal, aborted at its timeout, so no further
+    // request is left open on it.
     redis.forceActiveMember('a', 60_000);
     const after = toA.length;
-    const second = await Promise.all(Array.from({ length: 5 }, () => redis.get('hang:key')));
-    expect(second).toEqual(Array(5).fill('from-b'));
+    const second = await Promise.all(
+      Array.from({ length: 5 }, () => redis.get('hang:key').catch((e: unknown) => e)),
+    );
+    expect(second.every((e) => e instanceof AllMembersFailedError)).toBe(true);
     const cancelled = toA.slice(after);
     expect(cancelled.length).toBe(5);
     expect(cancelled.every((r) => r.signal?.aborted === true)).toBe(true);
@@ -403,6 +406,19 @@ describe('controls', () => {
     }
     expect(redis.activeMember()).toBe('a');
     expect(switches[0]).toMatchObject({ from: 'a', to: 'c', reason: 'forced' });
+  });
+
+  it('forceActiveMember locks the other members out: no failover to them while it holds', async () => {
+    const { redis } = client({ health: { enabled: false } });
+    await redis.refreshAll();
+    redis.forceActiveMember('c', 60_000);
+    await cluster.kill('c');
+    const error = await redis.get('forced').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AllMembersFailedError);
+    expect((error as AllMembersFailedError).failures.map((f) => f.member)).toEqual(['c']);
+    // Lifting the lock (setActiveMember) lets traffic fail over again.
+    redis.setActiveMember('a');
+    expect(await redis.get('forced')).toBeNull();
   });
 
   it('removeMember of the active member switches to the next one', async () => {

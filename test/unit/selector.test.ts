@@ -123,6 +123,21 @@ describe('selectMembers', () => {
     expect(selectMembers(input(members, { active: 'a', forced, now: 20_000 })).active).toBe('a');
   });
 
+  it('a forced member locks the others out: it is the only member to try until the lock ends', () => {
+    const members = [
+      view('a', 2, { status: 'healthy', healthySince: 0 }),
+      view('b', 1, { phase: 'open', status: 'unhealthy' }),
+      view('c', 1),
+    ];
+    const forced = { name: 'b', until: 20_000 };
+    expect(selectMembers(input(members, { active: 'b', forced })).order).toEqual(['b']);
+    expect(selectMembers(input(members, { active: 'b', forced, now: 20_000 })).order).toEqual([
+      'a',
+      'c',
+      'b',
+    ]);
+  });
+
   it('with proximity, prefers the member nearest to the request', () => {
     const members = [
       view('us', 2, { location: { lat: 40.7, lon: -74 } }),
@@ -157,6 +172,28 @@ describe('shared decision', () => {
     const members = [view('a', 2, { status: 'healthy', healthySince: 0 }), view('b', 1)];
     const s = selectMembers(input(members, { active: 'a', preferred: 'b' }));
     expect(s.switched).toEqual({ from: 'a', to: 'b', reason: 'health-check' });
+  });
+
+  it('gives the switch to the published member the reason it would have here', () => {
+    const healthy = { status: 'healthy' as const, healthySince: 0 };
+    // back to a heavier member: failback
+    const both = [view('a', 2, healthy), view('b', 1, healthy)];
+    expect(selectMembers(input(both, { active: 'b', preferred: 'a' })).switched).toEqual({
+      from: 'b',
+      to: 'a',
+      reason: 'failback',
+    });
+    // away from a member whose circuit opened here: circuit
+    const broken = [view('a', 2, { phase: 'open', status: 'unhealthy' }), view('b', 1, healthy)];
+    expect(selectMembers(input(broken, { active: 'a', preferred: 'b' })).switched).toEqual({
+      from: 'a',
+      to: 'b',
+      reason: 'circuit',
+    });
+    // a fresh isolate's first choice is not a switch, published or not
+    const fresh = selectMembers(input([view('a', 2), view('b', 1)], { preferred: 'b' }));
+    expect(fresh.active).toBe('b');
+    expect(fresh.switched).toBeUndefined();
   });
 
   it('decides alone when the published member fails here', () => {
