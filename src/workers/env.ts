@@ -114,7 +114,10 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
     options.availabilityPasswordPrefix ?? ENV_DEFAULTS.availabilityPasswordPrefix;
   const inline = options.allowInlineSecrets === true;
   const entries = parseMembers(env, membersVar);
-  const suffixes = new Map<string, string>();
+  // Members reading `<tokenPrefix><SUFFIX>` (no tokenVar), and members reading
+  // `<passwordPrefix><SUFFIX>` (availability without an inline password), by suffix.
+  const tokenSuffixes = new Map<string, string>();
+  const passwordSuffixes = new Map<string, string>();
 
   return entries.map((entry, i) => {
     const field = `${membersVar}[${i}]`;
@@ -127,14 +130,17 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
     }
     const name = m.name;
     const suffix = envSuffix(name);
-    const clash = suffixes.get(suffix);
-    if (clash !== undefined) {
-      throw envError(
-        `${field}.name`,
-        `"${name}" and "${clash}" would both read ${tokenPrefix}${suffix}; rename one or give it a tokenVar`,
-      );
+    // A member with its own tokenVar reads no derived token variable, so it clashes with none.
+    if (m.tokenVar === undefined) {
+      const clash = tokenSuffixes.get(suffix);
+      if (clash !== undefined) {
+        throw envError(
+          `${field}.name`,
+          `"${name}" and "${clash}" would both read ${tokenPrefix}${suffix}; rename one or give it a tokenVar`,
+        );
+      }
+      tokenSuffixes.set(suffix, name);
     }
-    if (m.tokenVar === undefined) suffixes.set(suffix, name);
 
     let token: string;
     if (m.token !== undefined) {
@@ -172,6 +178,14 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
         );
       }
       if (password === undefined) {
+        const clash = passwordSuffixes.get(suffix);
+        if (clash !== undefined) {
+          throw envError(
+            `${field}.name`,
+            `"${name}" and "${clash}" would both read ${passwordPrefix}${suffix}; rename one`,
+          );
+        }
+        passwordSuffixes.set(suffix, name);
         password = secret(
           env,
           `${passwordPrefix}${suffix}`,

@@ -125,6 +125,34 @@ describe('membersFromEnv', () => {
     expect(errorOf(() => membersFromEnv(env)).message).toMatch(/REDIS_TOKEN_US_EAST/);
   });
 
+  it('accepts a clashing name when one of the two has its own tokenVar, in either order', () => {
+    const a = { name: 'us-east', url: 'https://a.example' };
+    const b = { name: 'us_east', url: 'https://b.example', tokenVar: 'TOKEN_B' };
+    const env = (order: unknown[]) => ({
+      REDIS_MEMBERS: JSON.stringify(order),
+      REDIS_TOKEN_US_EAST: 'ta',
+      TOKEN_B: 'tb',
+    });
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
+      const tokens = Object.fromEntries(membersFromEnv(env(order)).map((m) => [m.name, m.token]));
+      expect(tokens).toEqual({ 'us-east': 'ta', us_east: 'tb' });
+    }
+    // The availability password variable has no override: that clash is still refused.
+    const availability = { url: 'https://admin.example', username: 'u' };
+    const both = env([
+      { ...a, availability },
+      { ...b, availability },
+    ]);
+    const clash = errorOf(() =>
+      membersFromEnv({ ...both, REDIS_AVAILABILITY_PASSWORD_US_EAST: 'p' }),
+    );
+    expect(clash.field).toBe('env.REDIS_MEMBERS[1].name');
+    expect(clash.message).toMatch(/REDIS_AVAILABILITY_PASSWORD_US_EAST/);
+  });
+
   it('reads availability passwords from their own variables', () => {
     const env = devVars(cluster.members);
     expect(env.REDIS_MEMBERS).not.toContain(cluster.members[0]!.token);
