@@ -45,6 +45,8 @@ export function hintsFromCf(cf: ScopeOptions['cf']): RequestHints | undefined {
 export class FailoverRedis extends Redis {
   readonly #core: FailoverCore;
   readonly #requester: FailoverRequester;
+  /** What users hold: `this`, or the auto-pipelining proxy around it. */
+  #outer: this = this;
 
   /** @internal use `createFailoverRedis` */
   constructor(core: FailoverCore, scope: RequestScope) {
@@ -54,9 +56,17 @@ export class FailoverRedis extends Redis {
     this.#requester = requester;
     if (core.options.enableAutoPipelining) {
       // The Requester form of the constructor skips @upstash/redis' auto-pipeline proxy;
-      // returning it from the constructor is how the library itself enables it.
+      // returning it from the constructor is how the library itself enables it. The proxy hands
+      // out methods unbound, and ours read private fields, which only `this` has: bind them.
+      for (const name of Object.getOwnPropertyNames(FailoverRedis.prototype)) {
+        const method = Object.getOwnPropertyDescriptor(FailoverRedis.prototype, name)?.value;
+        if (name !== 'constructor' && typeof method === 'function') {
+          Object.defineProperty(this, name, { value: method.bind(this), configurable: true });
+        }
+      }
+      this.#outer = this.autoPipeline() as this;
       // biome-ignore lint/correctness/noConstructorReturn: mirrors @upstash/redis
-      return this.autoPipeline() as this;
+      return this.#outer;
     }
   }
 
@@ -74,6 +84,11 @@ export class FailoverRedis extends Redis {
   /** The member this scope is pinned to, once its first command has been served. */
   get pinnedMember(): string | undefined {
     return this.#requester.scope.pinned;
+  }
+
+  /** The member that answered this scope's latest command, whether or not the scope is pinned. */
+  get servedBy(): string | undefined {
+    return this.#requester.scope.servedBy;
   }
 
   /** The member new requests go to first. */
@@ -98,12 +113,12 @@ export class FailoverRedis extends Redis {
 
   on<K extends keyof FailoverEvents>(event: K, listener: FailoverListener<K>): this {
     this.#core.emitter.on(event, listener);
-    return this;
+    return this.#outer;
   }
 
   off<K extends keyof FailoverEvents>(event: K, listener: FailoverListener<K>): this {
     this.#core.emitter.off(event, listener);
-    return this;
+    return this.#outer;
   }
 
   /** Make `name` the active member now (it stays while healthy; failback rules still apply). */

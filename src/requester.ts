@@ -52,6 +52,8 @@ export interface RequestScope {
   pin?: boolean;
   /** The member this scope is pinned to (set by the requester). */
   pinned?: string;
+  /** The member that answered this scope's latest command, pinned or not (set by the requester). */
+  servedBy?: string;
 }
 
 /** Everything a client shares between its scopes: options, store, events, transports. */
@@ -425,6 +427,7 @@ export class FailoverRequester implements Requester {
     const scope = this.scope;
     core.recordOutcome(member, outcome, options.timeoutMs);
     if (outcome.kind === 'ok') {
+      scope.servedBy = member;
       if (scope.pin) scope.pinned = member;
       return outcome.reply;
     }

@@ -183,6 +183,33 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(JSON.parse(sent[0]!.body)).toHaveLength(3);
   });
 
+  it("auto-pipelining keeps the client's own methods working, scopes included", async () => {
+    const sent: string[] = [];
+    const recording: typeof fetch = (input, init) => {
+      sent.push(String(input));
+      return fetch(input, init);
+    };
+    const switches: unknown[] = [];
+    const batched = createFailoverRedis({
+      members,
+      enableAutoPipelining: true,
+      fetch: recording,
+    }).on('switch', (e) => switches.push(e));
+    await batched.refreshAll();
+    expect(batched.activeMember()).toBe('a');
+    expect(batched.snapshot().members.map((m) => m.name)).toEqual(['a', 'b', 'c']);
+    const scoped = batched.scope();
+    sent.length = 0;
+    const [x, y] = await Promise.all([scoped.get('cmd:auto:1'), scoped.get('cmd:auto:none')]);
+    expect([x, y]).toEqual(['one', null]);
+    expect(sent.filter((u) => u.endsWith('/pipeline'))).toHaveLength(1); // the scope batches too
+    expect(scoped.pinnedMember).toBe('a');
+    expect(scoped.servedBy).toBe('a');
+    batched.setActiveMember('b');
+    expect(switches).toEqual([expect.objectContaining({ from: 'a', to: 'b', reason: 'forced' })]);
+    batched.setActiveMember('a');
+  });
+
   it('is accepted by @upstash/ratelimit', async () => {
     // Pinned, so a background probe that times out on a loaded machine cannot move the count to
     // another member mid-test; an hour-long window, so four calls never straddle a boundary.
