@@ -349,6 +349,11 @@ export function validateMember(
   // From here on errors name the member, which helps with several; never its token.
   const at = `${field} ("${name}")`;
   const token = str(`${at}.token`, m.token);
+  // It goes into a header: a line break or control character (two env lines joined, say)
+  // would make fetch throw with the header, token and all, in its message.
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    mustBe(`${at}.token`, 'printable ASCII without spaces or line breaks');
+  }
   const member: ResolvedMember = {
     name,
     url: validateUrl(`${at}.url`, m.url, allowInsecureHttp),

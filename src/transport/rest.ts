@@ -117,6 +117,16 @@ export function classifyFetchError(err: unknown): 'not-sent' | 'unknown-outcome'
   return 'unknown-outcome';
 }
 
+/** Does the error, or one of its causes, quote `token` (a runtime quoting a header it refused)? */
+function quotes(err: unknown, token: string): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    if (String((current as ErrorLike).message).includes(token)) return true;
+    current = (current as ErrorLike).cause;
+  }
+  return false;
+}
+
 /** A short, secret-free description of a fetch error: its code, or a message without a URL. */
 function describeFetchError(err: unknown): string {
   let current: unknown = err;
@@ -303,6 +313,8 @@ class RestTransport implements MemberTransport {
   readonly #readYourWrites: boolean;
   readonly #fetch: typeof fetch | undefined;
   readonly #headers: Record<string, string>;
+  /** Only to keep it out of error messages. */
+  readonly #token: string;
   readonly #commandUrl: string = '';
   readonly #pipelineUrl: string = '';
   readonly #multiExecUrl: string = '';
@@ -319,6 +331,7 @@ class RestTransport implements MemberTransport {
     for (const [key, value] of Object.entries(options.headers ?? {})) {
       if (!RESERVED_HEADERS.test(key)) headers[key] = value;
     }
+    this.#token = member.token;
     headers.Authorization = `Bearer ${member.token}`;
     headers['Content-Type'] = 'application/json';
     headers['Upstash-Encoding'] = 'base64';
@@ -471,12 +484,22 @@ class RestTransport implements MemberTransport {
         }
         const kind = classifyFetchError(err);
         if (kind === 'unknown-outcome') this.#suspect();
-        const detail = describeFetchError(err);
+        // Neither the text nor the error itself may carry the token onwards.
+        const leaks = quotes(err, this.#token);
+        const detail = leaks ? 'fetch refused the request' : describeFetchError(err);
         const message =
           kind === 'not-sent'
             ? `member "${member}" is unreachable (${detail}); the request was not sent`
             : `connection to member "${member}" failed (${detail}); the request may or may not have run`;
-        return failed(started, member, kind, 'network', message, undefined, err);
+        return failed(
+          started,
+          member,
+          kind,
+          'network',
+          message,
+          undefined,
+          leaks ? undefined : err,
+        );
       }
 
       const status = response.status;

@@ -135,6 +135,12 @@ describe('resolveOptions', () => {
     expect(fieldOf(() => resolveOptions({ members: [member({ token: '' })] }))).toBe(
       'members[0] ("a").token',
     );
+    // A token must be a valid header value: fetch would throw with it in the message.
+    for (const token of [`${SECRET}\n`, `${SECRET}\u0000x`, `${SECRET} x`, `${SECRET}é`]) {
+      expect(fieldOf(() => resolveOptions({ members: [member({ token })] }))).toBe(
+        'members[0] ("a").token',
+      );
+    }
     expect(fieldOf(() => resolveOptions({ members: [member({ name: '' })] }))).toBe(
       'members[0].name',
     );

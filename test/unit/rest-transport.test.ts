@@ -859,6 +859,23 @@ describe('lazy cancellation', () => {
     expect(reasonOf(outcome)).toBe('network');
   });
 
+  it('keeps the token out of the outcome when fetch refuses the request quoting its header', async () => {
+    // What undici does with a token holding a line break: the header, token and all, in the text.
+    const quoting: typeof fetch = async () => {
+      throw new TypeError(`Headers.append: "Bearer ${TOKEN}" is an invalid header value.`, {
+        cause: new Error(`invalid header value "Bearer ${TOKEN}"`),
+      });
+    };
+    const outcome = await send(
+      transportFor('http://127.0.0.1:9', 'b', { fetch: quoting }),
+      cmd('get', 'k'),
+    );
+    expect(outcome.kind).not.toBe('ok');
+    const error = (outcome as { error: MemberRequestError }).error;
+    expect(error.message).toContain('fetch refused the request');
+    expect(error.cause).toBeUndefined();
+  });
+
   it('always gives the attempt a signal when the caller passes one', async () => {
     const server = await httpServer((_req, res) => json(res, 200, { result: 'OK' }));
     const recorder = recordingFetch();
