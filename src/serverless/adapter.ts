@@ -208,13 +208,32 @@ function quoted(text: string): string {
   return `"${text.replace(/["\\]/g, '\\$&')}"`;
 }
 
+/**
+ * A member name as a header value: printable ASCII stays as it is; `%`, anything else
+ * (non-ASCII, control characters) and spaces at either end (which `Headers` would trim) are
+ * percent-encoded as UTF-8, so `decodeURIComponent` gives the name back. Member names are
+ * free-form, and `Headers.set` throws on a value that is not a ByteString ("東京") or holds
+ * CR, LF or NUL. A lone surrogate becomes U+FFFD.
+ */
+export function headerSafe(text: string): string {
+  return text
+    .replace(/[^\x20-\x24\x26-\x7e]+/gu, (run) => {
+      let out = '';
+      for (const byte of new TextEncoder().encode(run)) {
+        out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+      }
+      return out;
+    })
+    .replace(/^ +| +$/g, (spaces) => '%20'.repeat(spaces.length));
+}
+
 export function serverTimingEntry(
   metric: string,
   timing: RedisTiming,
   member: string | undefined,
 ): string {
   const calls = `${timing.calls} call${timing.calls === 1 ? '' : 's'}`;
-  const desc = member === undefined ? calls : `${member}, ${calls}`;
+  const desc = member === undefined ? calls : `${headerSafe(member)}, ${calls}`;
   return `${metric};dur=${timing.durationMs.toFixed(1)};desc=${quoted(desc)}`;
 }
 
@@ -243,10 +262,11 @@ function headerEdits(
   redis: FailoverRedis,
   timing: RedisTiming | undefined,
 ): HeaderEdit[] {
-  const member = redis.pinnedMember;
+  // Not `pinnedMember`: with `pin: false` nothing is pinned, yet a member served the request.
+  const member = redis.servedBy;
   const edits: HeaderEdit[] = [];
   if (headers.memberHeader && member !== undefined) {
-    edits.push([headers.memberHeader, member, 'set']);
+    edits.push([headers.memberHeader, headerSafe(member), 'set']);
   }
   if (headers.serverTiming && timing && timing.calls > 0) {
     // Appended: other middleware (Hono's timing(), a framework) may have entries too.
@@ -259,14 +279,22 @@ function headerEdits(
   return edits;
 }
 
-function applyEdits(target: Headers, edits: HeaderEdit[]): void {
-  for (const [name, value, how] of edits) target[how](name, value);
+function applyEdit(target: Headers, [name, value, how]: HeaderEdit): boolean {
+  try {
+    target[how](name, value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Adds the member and timing headers to `response`. Responses from `fetch` (or
  * `Response.redirect`) have immutable headers; those are copied into a new Response first.
  * `replace` lets a framework install the copy its own way (Hono's `c.res` setter).
+ *
+ * Never throws: the handler's work (writes included) is done, so a header that cannot be set
+ * is left out rather than turning the response into an error.
  */
 export function decorate(
   response: Response,
@@ -275,15 +303,28 @@ export function decorate(
   timing: RedisTiming | undefined,
   replace: (copy: Response) => Response = (copy) => copy,
 ): Response {
-  const edits = headerEdits(headers, redis, timing);
-  if (edits.length === 0) return response;
   try {
-    applyEdits(response.headers, edits);
-    return response;
+    const edits = headerEdits(headers, redis, timing);
+    let target = response;
+    let applied = 0;
+    for (const edit of edits) {
+      if (applyEdit(target.headers, edit)) {
+        applied += 1;
+        continue;
+      }
+      // The first header failing on the handler's response: its headers are immutable.
+      // Copy it once and go on there; a header failing anyway is skipped.
+      if (target !== response || applied > 0) continue;
+      try {
+        target = replace(new Response(response.body, response));
+      } catch {
+        return response;
+      }
+      if (applyEdit(target.headers, edit)) applied += 1;
+    }
+    return target;
   } catch {
-    const copy = replace(new Response(response.body, response));
-    applyEdits(copy.headers, edits);
-    return copy;
+    return response;
   }
 }
 

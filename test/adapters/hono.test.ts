@@ -119,6 +119,49 @@ describe('failover() under app.request()', () => {
     expect(res.headers.get('x-redis-member')).toBe('a');
   });
 
+  it('names the serving member with pinning off (pin: false)', async () => {
+    const app = appWith({
+      members: cluster.members,
+      memberHeader: true,
+      serverTiming: true,
+      pin: false,
+    });
+    const res = await app.request('/kv/unpinned');
+    expect(res.status).toBe(200);
+    // Nothing is pinned, yet member a served both commands.
+    expect(await res.json()).toEqual({ value: 'v' });
+    expect(res.headers.get('x-redis-member')).toBe('a');
+    expect(res.headers.get('server-timing')).toMatch(/^redis;dur=[\d.]+;desc="a, 2 calls"$/);
+  });
+
+  it('encodes a member name that is not a header value, instead of failing the response', async () => {
+    const key = `adapters:hono:tokyo:${Date.now()}`;
+    const client = createFailoverRedis({
+      members: [{ ...cluster.members[0]!, name: '東京' }],
+      health: { enabled: false },
+    });
+    const app = new Hono<{ Variables: FailoverVariables }>();
+    app.use(failover({ client, memberHeader: true, serverTiming: true }));
+    app.post('/incr', async (c) => c.json({ n: await c.var.redis.incr(key) }));
+    app.get('/redirect', async (c) => {
+      await c.var.redis.ping();
+      return Response.redirect('https://example.com/', 302);
+    });
+    const res = await app.request('/incr', { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ n: 1 });
+    const header = res.headers.get('x-redis-member');
+    expect(header).toBe('%E6%9D%B1%E4%BA%AC');
+    expect(decodeURIComponent(header!)).toBe('東京');
+    expect(res.headers.get('server-timing')).toMatch(
+      /^redis;dur=[\d.]+;desc="%E6%9D%B1%E4%BA%AC, 1 call"$/,
+    );
+    // A redirect (immutable headers) gets its copy with the encoded header too.
+    const redirect = await app.request('/redirect');
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('x-redis-member')).toBe('%E6%9D%B1%E4%BA%AC');
+  });
+
   it('rejects bad static options when the app is built, naming the field', () => {
     expect(() => failover({ members: [] })).toThrow(ConfigError);
     expect(() => failover({ members: cluster.members, requestDeadlineMs: -1 })).toThrow(

@@ -131,6 +131,27 @@ describe('withFailover (serverless)', () => {
     expect(res.headers.get('server-timing')).toMatch(/^kv;dur=[\d.]+;desc="a, 1 call"$/);
   });
 
+  it('names the member with pinning off, encoding a name that is not a header value', async () => {
+    const key = `adapters:serverless:tokyo:${Date.now()}`;
+    const fetchHandler = withFailover(
+      async (_req, _ctx, redis) => Response.json({ n: await redis.incr(key) }),
+      {
+        members: [{ ...cluster.members[0]!, name: '東京' }],
+        health: { enabled: false },
+        memberHeader: true,
+        serverTiming: true,
+        pin: false,
+      },
+    );
+    const res = await fetchHandler(new Request('http://fn.test/'));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ n: 1 });
+    expect(decodeURIComponent(res.headers.get('x-redis-member')!)).toBe('東京');
+    expect(res.headers.get('server-timing')).toMatch(
+      /^redis;dur=[\d.]+;desc="%E6%9D%B1%E4%BA%AC, 1 call"$/,
+    );
+  });
+
   it('rejects bad static options at wrap time', () => {
     expect(() => withFailover(handler, { members: [] })).toThrow(ConfigError);
     expect(() => withFailover(handler, { members: cluster.members, flushTimeoutMs: 0 })).toThrow(
