@@ -871,7 +871,7 @@ describe('lazy cancellation', () => {
       cmd('get', 'k'),
     );
     expect(outcome.kind).not.toBe('ok');
-    const error = (outcome as { error: MemberRequestError }).error;
+    const error = (outcome as { error: Error }).error;
     expect(error.message).toContain('fetch refused the request');
     expect(error.cause).toBeUndefined();
   });
