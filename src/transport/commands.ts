@@ -305,21 +305,38 @@ export function stricterClass(a: SafetyClass, b: SafetyClass): SafetyClass {
 }
 
 /**
- * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command.
- * `kind` is part of the signature because a transaction is the same unit of retry: a
- * `multi-exec` of reads is still a read, and one non-idempotent command taints the whole batch.
+ * Idempotent writes computed from other keys (the *STORE family, BITOP, COPY, SORT and
+ * GEORADIUS with STORE, PFMERGE): run again after another write of the same batch changed
+ * their sources, they store something else. `MULTI ZUNIONSTORE archive 1 pending; DEL pending`
+ * retried would empty the archive.
+ */
+const DERIVED = words(
+  'sinterstore sunionstore sdiffstore zunionstore zinterstore zdiffstore zrangestore ' +
+    'geosearchstore bitop copy sort georadius georadiusbymember pfmerge',
+);
+
+/**
+ * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command,
+ * and stricter when its writes do not compose: a write computed from other keys next to any
+ * other write makes the batch non-idempotent (see DERIVED). `kind` is part of the signature
+ * because a transaction is the same unit of retry: a `multi-exec` of reads is still a read.
  */
 export function classifyBatch(
   commands: readonly (readonly unknown[])[],
   _kind: 'pipeline' | 'multi-exec',
 ): SafetyClass {
-  let result: SafetyClass = READ;
+  let writes = 0;
+  let derived = false;
   for (const command of commands) {
     const safety = Array.isArray(command) ? classifyCommand(command) : NON_IDEMPOTENT;
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
-    if (safety === IDEMPOTENT) result = IDEMPOTENT;
+    if (safety === IDEMPOTENT) {
+      writes += 1;
+      derived ||= DERIVED.includes(commandName(command));
+    }
   }
-  return result;
+  if (derived && writes > 1) return NON_IDEMPOTENT;
+  return writes > 0 ? IDEMPOTENT : READ;
 }
 
 /**

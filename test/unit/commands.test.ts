@@ -355,6 +355,39 @@ describe('classifyBatch', () => {
     expect(classifyBatch([['set', 'lock', 'me', 'nx', 'px', 1000]], 'multi-exec')).toBe(NON);
   });
 
+  it('is non-idempotent when a write computed from other keys shares the batch with another write', () => {
+    // MULTI ZUNIONSTORE archive 1 pending; DEL pending: retried after it ran, it empties archive.
+    const move = [
+      ['zunionstore', 'archive', 1, 'pending'],
+      ['del', 'pending'],
+    ];
+    expect(classifyBatch(move, 'multi-exec')).toBe(NON);
+    for (const derived of [
+      ['sunionstore', 'd', 's1', 's2'],
+      ['bitop', 'or', 'd', 'a', 'b'],
+      ['copy', 'a', 'b', 'replace'],
+      ['sort', 'l', 'store', 'd'],
+      ['georadius', 'g', 0, 0, 10, 'km', 'store', 'd'],
+      ['pfmerge', 'd', 's'],
+    ]) {
+      expect(classifyCommand(derived)).toBe(IDEM);
+      expect(classifyBatch([derived, ['set', 'x', 1]], 'pipeline')).toBe(NON);
+      expect(classifyBatch([['set', 'x', 1], derived], 'multi-exec')).toBe(NON);
+      // alone, or with reads only, it stays what it is
+      expect(classifyBatch([derived, ['get', 'x']], 'multi-exec')).toBe(IDEM);
+    }
+    // SORT and GEORADIUS without STORE are reads: no effect on the batch
+    expect(
+      classifyBatch(
+        [
+          ['sort', 'l'],
+          ['set', 'x', 1],
+        ],
+        'pipeline',
+      ),
+    ).toBe(IDEM);
+  });
+
   it('treats an empty batch as a read and a malformed entry as non-idempotent', () => {
     expect(classifyBatch([], 'pipeline')).toBe(READ);
     expect(classifyBatch([['get', 'a'], 'incr' as unknown as unknown[]], 'pipeline')).toBe(NON);
