@@ -135,14 +135,17 @@ export class FailoverCore {
    * Starts a background refresh when the store is stale and hands it to `waitUntil`. Only a
    * cold isolate's request waits, boundedly, for the refresh it started itself.
    */
-  refreshIfStale(scope: RequestScope): Promise<void> | undefined {
+  refreshIfStale(scope: RequestScope, deadlineAt: number): Promise<void> | undefined {
     // Synchronous when fresh: this runs before every command.
     if (!this.options.health.enabled || this.now() < this.store.nextRefreshAt) return undefined;
     const deps = this.checkerDeps;
     const running = maybeStartRefresh(deps);
     if (!running) return undefined;
     if (scope.waitUntil) scope.waitUntil(running.done);
-    return this.store.initialized ? undefined : awaitInitialization(deps, running);
+    if (this.store.initialized) return undefined;
+    // The wait may use what the deadline leaves beyond one full attempt, never that attempt.
+    const spare = deadlineAt - this.now() - this.options.timeoutMs;
+    return awaitInitialization(deps, running, spare, scope.signal);
   }
 
   /** Probes every member now, publishes to the shared tier, and returns the snapshot (cron). */
@@ -279,7 +282,7 @@ export class FailoverRequester implements Requester {
       scope.deadlineAt ?? Number.POSITIVE_INFINITY,
     );
 
-    const coldStart = core.refreshIfStale(scope);
+    const coldStart = core.refreshIfStale(scope, deadlineAt);
     if (coldStart) await coldStart;
     const ordered = this.pinnedFirst(core.select(scope.hints).order);
     const call: Call = {

@@ -161,17 +161,25 @@ export async function publishShared(deps: CheckerDeps): Promise<void> {
   await cache.put(cacheKeyFor(deps.store.key), deps.store.toShared(deps.now()));
 }
 
-/** Resolves when the initialization policy is met, or after its time limit. */
+/**
+ * Resolves when the initialization policy is met, or after its time limit, or `limitMs` (what
+ * the call's deadline leaves beyond one attempt), or when `signal` aborts: a cold start never
+ * spends the budget the call needs to try a member.
+ */
 export async function awaitInitialization(
   deps: CheckerDeps,
   started: RunningRefresh,
+  limitMs: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   const { store, health } = deps;
   const init = health.initialization;
   if (!init) {
     // No policy: still let a cold isolate start from the shared record when there is one,
     // since reading it is one fast lookup rather than a round of probes.
-    if (health.cache) await withTimeout(started.shared, health.sharedColdStartWaitMs);
+    if (health.cache) {
+      await withTimeout(started.shared, Math.min(health.sharedColdStartWaitMs, limitMs), signal);
+    }
     return;
   }
   const wanted = quorum(init.policy, store.records.size);
@@ -184,12 +192,26 @@ export async function awaitInitialization(
     const step = Math.max(5, Math.min(50, init.timeoutMs / 20));
     while (waiting && !met()) await sleep(step);
   })();
-  await withTimeout(Promise.race([started.done, poll]), init.timeoutMs);
+  await withTimeout(Promise.race([started.done, poll]), Math.min(init.timeoutMs, limitMs), signal);
   waiting = false;
 }
 
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+/** Waits for `promise`, at most `ms`, and no longer once `signal` aborts. */
+async function withTimeout(
+  promise: Promise<unknown>,
+  ms: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  let stop: (() => void) | undefined;
+  await Promise.race([
+    promise,
+    new Promise<void>((resolve) => {
+      stop = () => resolve();
+      timer = setTimeout(stop, Math.max(0, ms));
+      signal?.addEventListener('abort', stop, { once: true });
+    }),
+  ]);
   clearTimeout(timer);
+  if (stop) signal?.removeEventListener('abort', stop);
 }

@@ -299,6 +299,26 @@ describe('refresh on traffic', () => {
     await scoped.get('x');
     expect(scoped.pinnedMember).toBe('b');
   });
+
+  it("initialization never spends the call's deadline, nor outlasts the caller's abort", async () => {
+    // b hangs, so the 'all' policy cannot be met before its 2 s limit.
+    await cluster.pause('b');
+    const { redis } = client({ health: { initialization: { policy: 'all', timeoutMs: 2000 } } });
+    let started = performance.now();
+    const scoped = redis.scope({ deadlineMs: 400 });
+    expect(await scoped.get('x')).toBeNull(); // a tried, and it answered
+    expect(performance.now() - started).toBeLessThan(400 + 300);
+    expect(scoped.servedBy).toBe('a');
+
+    resetHealthStores();
+    const cold = client({ health: { initialization: { policy: 'all', timeoutMs: 2000 } } });
+    const caller = new AbortController();
+    started = performance.now();
+    const read = cold.redis.scope({ signal: caller.signal }).get('x');
+    setTimeout(() => caller.abort(new Error('client went away')), 100);
+    await expect(read).rejects.toThrow('client went away');
+    expect(performance.now() - started).toBeLessThan(100 + 300);
+  });
 });
 
 describe('shared health between isolates', () => {
