@@ -77,7 +77,14 @@ export class FailoverRedis extends Redis {
     if (hints) scope.hints = hints;
     if (options.waitUntil) scope.waitUntil = options.waitUntil;
     if (options.signal) scope.signal = options.signal;
-    if (options.deadlineMs !== undefined) scope.deadlineAt = this.#core.now() + options.deadlineMs;
+    const { deadlineMs } = options;
+    if (deadlineMs !== undefined) {
+      // NaN (Number() of an unset variable, say) would switch every attempt's timeout off.
+      if (typeof deadlineMs !== 'number' || !(deadlineMs >= 0)) {
+        throw new ConfigError('scope(options).deadlineMs', 'must be a number >= 0');
+      }
+      scope.deadlineAt = this.#core.now() + deadlineMs;
+    }
     return new FailoverRedis(this.#core, scope);
   }
 

@@ -235,6 +235,12 @@ const NUMBER_RULES = {
 };
 type NumberRule = keyof typeof NUMBER_RULES;
 
+/**
+ * The longest delay a timer keeps: larger ones fire at once in every JavaScript runtime, so a
+ * duration option (its name ends in `Ms`) is capped here; `3e9` still means "practically never".
+ */
+const MAX_DELAY_MS = 2_147_483_647;
+
 /** A finite number following `rule`, or `fallback` when the option is absent. */
 function num<F extends number | undefined>(
   field: string,
@@ -244,7 +250,8 @@ function num<F extends number | undefined>(
 ): number | F {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || !NUMBER_RULES[rule](value as number)) mustBe(field, `a ${rule}`);
-  return (value as number) || 0; // -0 is returned as 0
+  const n = (value as number) || 0; // -0 is returned as 0
+  return field.endsWith('Ms') ? Math.min(n, MAX_DELAY_MS) : n;
 }
 
 /**

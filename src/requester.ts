@@ -88,16 +88,18 @@ export class FailoverCore {
     const token = own.token;
     const cached = this.store.transports.get(name);
     const cancelAlways = this.options.cancellation === 'always';
+    const readYourWrites = this.options.readYourWrites;
     if (
       cached &&
       cached.token === token &&
       cached.fetch === this.options.fetch &&
-      cached.cancelAlways === cancelAlways
+      cached.cancelAlways === cancelAlways &&
+      cached.readYourWrites === readYourWrites
     ) {
       return cached.transport;
     }
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
-      readYourWrites: this.options.readYourWrites,
+      readYourWrites,
       cancelAlways,
     };
     if (this.options.fetch) transportOptions.fetch = this.options.fetch;
@@ -105,7 +107,13 @@ export class FailoverCore {
       { name: member.name, url: member.url, token },
       transportOptions,
     );
-    this.store.transports.set(name, { token, fetch: this.options.fetch, cancelAlways, transport });
+    this.store.transports.set(name, {
+      token,
+      fetch: this.options.fetch,
+      cancelAlways,
+      readYourWrites,
+      transport,
+    });
     return transport;
   }
 

@@ -101,6 +101,7 @@ export class HealthStore {
       token: string;
       fetch: typeof fetch | undefined;
       cancelAlways: boolean;
+      readYourWrites: boolean;
       transport: MemberTransport;
     }
   >();

@@ -183,6 +183,35 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(JSON.parse(sent[0]!.body)).toHaveLength(3);
   });
 
+  it('readYourWrites is per client, even for clients sharing a health store and a fetch', async () => {
+    const syncTokens: Array<string | null> = [];
+    const recording: typeof fetch = (input, init) => {
+      syncTokens.push(new Headers(init?.headers).get('upstash-sync-token'));
+      return fetch(input, init);
+    };
+    const without = createFailoverRedis({
+      members,
+      fetch: recording,
+      readYourWrites: false,
+      health: { enabled: false },
+    });
+    const withTokens = createFailoverRedis({
+      members,
+      fetch: recording,
+      health: { enabled: false },
+    });
+    await without.scope({ pin: true }).set('cmd:ryw', 1);
+    const scoped = withTokens.scope({ pin: true });
+    await scoped.set('cmd:ryw', 2);
+    syncTokens.length = 0;
+    await scoped.get('cmd:ryw');
+    expect(syncTokens).toHaveLength(1);
+    expect(syncTokens[0]).toMatch(/\S/); // the token of the write before, echoed
+    syncTokens.length = 0;
+    await without.get('cmd:ryw');
+    expect(syncTokens).toEqual([null]);
+  });
+
   it("auto-pipelining keeps the client's own methods working, scopes included", async () => {
     const sent: string[] = [];
     const recording: typeof fetch = (input, init) => {

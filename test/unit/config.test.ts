@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { createFailoverRedis } from '../../src/client.js';
 import { DEFAULTS, resolveOptions } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -283,5 +284,30 @@ describe('resolveOptions', () => {
     expect(
       fieldOf(() => resolveOptions({ members: [member()], health: { policy: SECRET } as never })),
     ).toBe('health.policy');
+  });
+});
+
+describe('durations and scope options', () => {
+  it('caps durations at the longest delay a timer keeps (2^31 - 1 ms), not below', () => {
+    const o = resolveOptions({
+      members: [member()],
+      hedgeAfterMs: 3e9,
+      timeoutMs: 1e12,
+      health: { probeTimeoutMs: 5e9, initialization: { policy: 'all', timeoutMs: 4e9 } },
+    });
+    expect(o.hedgeAfterMs).toBe(2_147_483_647);
+    expect(o.timeoutMs).toBe(2_147_483_647);
+    expect(o.health.probeTimeoutMs).toBe(2_147_483_647);
+    expect(o.health.initialization?.timeoutMs).toBe(2_147_483_647);
+    // not a duration: left as given
+    expect(resolveOptions({ members: [member({ weight: 3e9 })] }).members[0]!.weight).toBe(3e9);
+  });
+
+  it('refuses a scope deadline that is not a number >= 0 (NaN would switch timeouts off)', () => {
+    const redis = createFailoverRedis({ members: [member()], health: { enabled: false } });
+    for (const deadlineMs of [Number.NaN, -1, '100' as unknown as number]) {
+      expect(fieldOf(() => redis.scope({ deadlineMs }))).toBe('scope(options).deadlineMs');
+    }
+    expect(() => redis.scope({ deadlineMs: 0 })).not.toThrow();
   });
 });
