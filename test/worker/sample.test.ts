@@ -35,6 +35,8 @@ const VARIANTS = {
   weights: FAST,
   counter: FAST,
   alone: FAST,
+  inputs: FAST,
+  unpinned: { ...FAST, SAMPLE_PIN: 'false' },
 };
 type Variant = keyof typeof VARIANTS;
 
@@ -293,5 +295,145 @@ describe('scheduled refresh and shared health', () => {
       await Promise.all(started.map((instance) => instance.dispose().catch(() => {})));
       dir.remove();
     }
+  });
+});
+
+describe('input the sample refuses, and what it answers as it was stored', () => {
+  const MiB = 1024 * 1024;
+
+  function expectAllClosed(snap: StoreSnapshot) {
+    for (const m of snap.members) {
+      expect(m, m.name).toMatchObject({ status: 'healthy', circuit: 'closed' });
+    }
+  }
+
+  it('a value over 1 MiB is refused with a JSON 413 before any Redis call; no circuit opens', async () => {
+    const key = `huge-${Date.now()}`;
+    // Three of these used to open every member's circuit (the gateway drops the connection).
+    for (let i = 0; i < 3; i++) {
+      const res = await mf.dispatchFetch(`http://inputs.test/kv/${key}`, {
+        method: 'PUT',
+        body: 'x'.repeat(11 * MiB),
+      });
+      expect(res.status).toBe(413);
+      expect(await res.json()).toMatchObject({ error: 'payload-too-large' });
+    }
+    // Without a Content-Length the body is counted as it is read.
+    const chunk = new TextEncoder().encode('y'.repeat(256 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 5) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const streamed = await mf.dispatchFetch(`http://inputs.test/kv/${key}`, {
+      method: 'PUT',
+      body: stream,
+      duplex: 'half',
+    } as unknown as Init);
+    expect(streamed.status).toBe(413);
+    expect(await streamed.json()).toMatchObject({ error: 'payload-too-large' });
+    for (const name of ['a', 'b', 'c']) expect(await plain(name).get(key)).toBeNull();
+
+    // The limit itself is allowed.
+    const atLimit = await call(mf, 'inputs', `/kv/${key}`, {
+      method: 'PUT',
+      body: 'z'.repeat(MiB),
+    });
+    expect(atLimit.status).toBe(200);
+    expectAllClosed(await status(mf, 'inputs'));
+  });
+
+  it('a bad ttl is a JSON 400 naming ttl, and nothing is stored', async () => {
+    const key = `ttl-${Date.now()}`;
+    for (const ttl of ['100000000000000000000', '1.5', '-5', 'abc', '0', '', '1e3', '0x10']) {
+      const hit = await call(mf, 'inputs', `/kv/${key}?ttl=${encodeURIComponent(ttl)}`, {
+        method: 'PUT',
+        body: 'v',
+      });
+      expect(hit.status, `ttl=${ttl}`).toBe(400);
+      expect(hit.body).toMatchObject({ error: 'bad-request', field: 'ttl' });
+    }
+    expect((await call(mf, 'inputs', `/kv/${key}`)).status).toBe(404);
+
+    const ok = await call(mf, 'inputs', `/kv/${key}?ttl=60`, { method: 'PUT', body: 'v' });
+    expect(ok.status).toBe(200);
+    const ttl = await plain(ok.body.member!).ttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+    const longest = await call(mf, 'inputs', `/kv/${key}?ttl=${Number.MAX_SAFE_INTEGER}`, {
+      method: 'PUT',
+      body: 'v',
+    });
+    expect(longest.status).toBe(200);
+    expectAllClosed(await status(mf, 'inputs'));
+  });
+
+  it("Redis refusing a command is a JSON 400 with Redis' message, not a 500", async () => {
+    const stamp = Date.now();
+    // Every member holds the same bad data, whichever serves the request.
+    for (const name of ['a', 'b', 'c']) {
+      await plain(name).set(`counter:word-${stamp}`, 'abc');
+      await plain(name).set(`counter:max-${stamp}`, '9223372036854775807');
+      await plain(name).lpush(`counter:list-${stamp}`, 'x');
+    }
+    const cases = [
+      [`word-${stamp}`, /not an integer/],
+      [`max-${stamp}`, /overflow/],
+      [`list-${stamp}`, /WRONGTYPE/],
+    ] as const;
+    for (const [name, message] of cases) {
+      const hit = await call(mf, 'inputs', `/counter/${name}`, { method: 'POST' });
+      expect(hit.status, name).toBe(400);
+      expect(hit.body.error).toBe('redis');
+      expect(String(hit.body.message)).toMatch(message);
+    }
+    expectAllClosed(await status(mf, 'inputs'));
+  });
+
+  it('GET answers the text stored: "null" is a value, "123" stays a string', async () => {
+    const stamp = Date.now();
+    for (const text of [
+      'null',
+      '123',
+      '00501',
+      '"quoted"',
+      '{"a":1}',
+      'true',
+      '12345678901234567890',
+    ]) {
+      const key = `raw-${stamp}-${encodeURIComponent(text)}`;
+      expect((await call(mf, 'inputs', `/kv/${key}`, { method: 'PUT', body: text })).status).toBe(
+        200,
+      );
+      const hit = await call(mf, 'inputs', `/kv/${key}`);
+      expect(hit.status, text).toBe(200);
+      expect(hit.body.value, text).toBe(text);
+    }
+    const missing = await call(mf, 'inputs', `/kv/missing-${stamp}`);
+    expect(missing.status).toBe(404);
+    expect(missing.body.value).toBeNull();
+  });
+
+  it('with pinning off, the header, Server-Timing and the member field still name the member', async () => {
+    const res = await mf.dispatchFetch('http://unpinned.test/kv/who');
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Hit['body'];
+    expect(body.member).toBe(body.value);
+    expect(res.headers.get('x-redis-member')).toBe(body.member);
+    expect(res.headers.get('server-timing')).toMatch(
+      new RegExp(`^redis;dur=[\\d.]+;desc="${body.member}, 1 call"$`),
+    );
+    const put = await call(mf, 'unpinned', `/kv/unpinned-${Date.now()}`, {
+      method: 'PUT',
+      body: 'v',
+    });
+    expect(put.status).toBe(200);
+    expect(put.body.member).toEqual(expect.any(String));
+    expect(put.member).toBe(put.body.member);
+    const trace = await call(mf, 'unpinned', '/trace/who?count=3');
+    const steps = trace.body.steps as Array<{ value: string; member: string }>;
+    for (const step of steps) expect(step.member).toBe(step.value);
   });
 });
