@@ -52,6 +52,9 @@ export class FailoverRedis extends Redis {
   constructor(core: FailoverCore, scope: RequestScope) {
     const requester = new FailoverRequester(core, scope);
     super(requester);
+    // The Requester form of the constructor takes no command options: set them as the base
+    // class does, where every command reads them.
+    if (!core.options.automaticDeserialization) this.opts = { automaticDeserialization: false };
     this.#core = core;
     this.#requester = requester;
     if (core.options.enableAutoPipelining) {

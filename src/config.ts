@@ -118,6 +118,8 @@ export interface FailoverOptions {
   cancellation?: 'after-failure' | 'always';
   /** Batch commands issued in the same tick into one pipeline (as `@upstash/redis` does). Default false. */
   enableAutoPipelining?: boolean;
+  /** Parse string replies as JSON, as `@upstash/redis` does by default. Default true. */
+  automaticDeserialization?: boolean;
   /** `fetch` to use (defaults to the global one). */
   fetch?: typeof fetch;
   /** Event listeners, same as calling `on()` after construction. */
@@ -171,6 +173,7 @@ export interface ResolvedOptions {
   readYourWrites: boolean;
   cancellation: 'after-failure' | 'always';
   enableAutoPipelining: boolean;
+  automaticDeserialization: boolean;
   fetch: typeof fetch | undefined;
   now: () => number;
 }
@@ -482,6 +485,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
       globalThis.navigator?.userAgent === 'Cloudflare-Workers' ? 'always' : 'after-failure',
     ),
     enableAutoPipelining: o.enableAutoPipelining === true,
+    automaticDeserialization: o.automaticDeserialization !== false,
     fetch: o.fetch,
     now: o.now ?? Date.now,
   };

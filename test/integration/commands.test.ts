@@ -183,6 +183,20 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(JSON.parse(sent[0]!.body)).toHaveLength(3);
   });
 
+  it('automaticDeserialization: false returns the text stored, as @upstash/redis does', async () => {
+    const raw = createFailoverRedis({ members, automaticDeserialization: false });
+    const plainRaw = new Redis({ url: a.url, token: a.token, automaticDeserialization: false });
+    for (const stored of ['null', '123', '"x"', '{"a":1}']) {
+      await raw.set('cmd:raw', stored);
+      expect(await raw.get('cmd:raw')).toBe(stored);
+      expect(await plainRaw.get('cmd:raw')).toBe(stored);
+      const [fromPipeline] = await raw.pipeline().get('cmd:raw').exec();
+      expect(fromPipeline).toBe(stored);
+    }
+    // the default parses, like the plain client's
+    expect(await failover.get('cmd:raw')).toEqual({ a: 1 });
+  });
+
   it('readYourWrites is per client, even for clients sharing a health store and a fetch', async () => {
     const syncTokens: Array<string | null> = [];
     const recording: typeof fetch = (input, init) => {

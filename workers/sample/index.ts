@@ -16,7 +16,6 @@ import {
   AmbiguousWriteError,
   ConfigError,
   FailoverError,
-  type FailoverRedis,
   MemberConfigError,
 } from '../../src/index.js';
 import {
@@ -42,7 +41,11 @@ export interface Bindings {
 type AppEnv = { Bindings: Bindings; Variables: FailoverVariables };
 
 /** Constant, so `failoverFromEnv` builds one client per isolate instead of one per request. */
-const CLIENT_OPTIONS: WorkerOptions<Bindings> = {};
+/**
+ * Replies as stored: @upstash/redis parses string replies as JSON by default, so a stored `null`
+ * would read as a missing key, `123` as a number and `"x"` without its quotes.
+ */
+const CLIENT_OPTIONS: WorkerOptions<Bindings> = { automaticDeserialization: false };
 
 const MAX_TRACE_STEPS = 50;
 const MAX_TRACE_PAUSE_MS = 2000;
@@ -78,19 +81,6 @@ function ttlOf(raw: string | undefined): number | undefined {
   return ttl;
 }
 
-/**
- * Makes this request's replies reach the route as the text stored. @upstash/redis parses
- * replies as JSON by default: a stored `null` would read as a missing key, `123` as a number,
- * `"x"` without its quotes. The failover client takes no `automaticDeserialization` option, so
- * string replies are quoted as JSON here, which that parsing undoes.
- */
-function readStoredText(redis: FailoverRedis): void {
-  redis.use(async (req, next) => {
-    const res = await next(req);
-    return typeof res.result === 'string' ? { ...res, result: JSON.stringify(res.result) } : res;
-  });
-}
-
 export const app = new Hono<AppEnv>();
 
 app.use(
@@ -110,7 +100,6 @@ app.get('/status', statusHandler());
 
 app.get('/kv/:key', async (c) => {
   const key = c.req.param('key');
-  readStoredText(c.var.redis);
   const value = await c.var.redis.get<string>(key);
   // `servedBy`, not `pinnedMember`: it names the member with pinning off too.
   const member = c.var.redis.servedBy;
@@ -183,7 +172,6 @@ app.post('/counter/:name', async (c) => {
  */
 app.get('/trace/:key', async (c) => {
   const key = c.req.param('key');
-  readStoredText(c.var.redis);
   const count = Math.min(MAX_TRACE_STEPS, Math.max(1, Number(c.req.query('count') ?? 3) || 3));
   const pauseMs = Math.min(MAX_TRACE_PAUSE_MS, Math.max(0, Number(c.req.query('pauseMs')) || 0));
   const steps: Array<{ value: unknown; member: string | undefined; at: number }> = [];
