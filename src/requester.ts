@@ -247,16 +247,6 @@ interface HedgedAttempt {
 /** `#settle`'s answer when the call goes on to the next member. */
 const TRY_NEXT = Symbol('try next');
 
-/** Resolves after `ms`, or never if `ms` is undefined; the timer is cleared by `cancel`. */
-function delay(ms: number | undefined): { promise: Promise<'hedge'>; cancel: () => void } {
-  if (ms === undefined) return { promise: new Promise(() => {}), cancel: () => {} };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const promise = new Promise<'hedge'>((resolve) => {
-    timer = setTimeout(() => resolve('hedge'), ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
-}
-
 export class FailoverRequester implements Requester {
   readYourWrites = true;
   upstashSyncToken = '';
@@ -396,9 +386,14 @@ export class FailoverRequester implements Requester {
       while (true) {
         scope.signal?.throwIfAborted();
         if (pending.size === 0 && !launch()) return undefined;
-        const timer = delay(call.next < order.length ? hedgeAfter : undefined);
-        const settled = await Promise.race([...[...pending].map((a) => a.promise), timer.promise]);
-        timer.cancel();
+        // The next member is sent the read too if this one has not answered by then; with none
+        // left, only an answer ends the wait.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const hedge = new Promise<'hedge'>((resolve) => {
+          if (call.next < order.length) timer = setTimeout(resolve, hedgeAfter, 'hedge');
+        });
+        const settled = await Promise.race([...[...pending].map((a) => a.promise), hedge]);
+        clearTimeout(timer);
         if (settled === 'hedge') {
           launch();
           continue;
