@@ -39,11 +39,17 @@ export const methodNotAllowed = (allowed: string[]): GatewayError =>
     allow: allowed.join(', '),
   });
 
-/** `connection: close`: the rest of the oversized body is not read, so the socket is done. */
-export const payloadTooLarge = (limit: number): GatewayError =>
-  new GatewayError(413, `Request body exceeds ${limit} bytes`, 'PAYLOAD_TOO_LARGE', {
-    connection: 'close',
-  });
+/**
+ * 413. `bodyRead`: the whole oversized body was read (and dropped), so the connection may be
+ * kept alive; otherwise `connection: close`, since the rest of the body was never read.
+ */
+export const payloadTooLarge = (limit: number, bodyRead: boolean): GatewayError =>
+  new GatewayError(
+    413,
+    `Request body exceeds ${limit} bytes`,
+    'PAYLOAD_TOO_LARGE',
+    bodyRead ? {} : { connection: 'close' },
+  );
 
 /**
  * 503 + `x-redis-edge-sent: 0`: the command provably never reached Redis, so a failover

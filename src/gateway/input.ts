@@ -6,32 +6,56 @@ import { badRequest, payloadTooLarge } from './errors.js';
  * so hostile bodies (huge, deeply nested, wrong types) end as a 400/413 and never as a crash.
  */
 
+/**
+ * How many bytes past the limit an oversized body is still read, and dropped, before the 413
+ * goes out. Answering while the client is still uploading and then closing the socket makes
+ * clients (workerd, undici) see a reset or "network connection lost" instead of the 413, and a
+ * failover client must count that as a member failure of unknown outcome: a few oversized
+ * writes would open every member's circuit. Dropped bytes cost bandwidth and time (bounded by
+ * the server's request timeout), never memory. Past this, the gateway stops reading and answers
+ * with `connection: close`; such a client may see the connection cut instead of the 413, which
+ * is acceptable for a body this far over the limit.
+ */
+export const OVERSIZE_DRAIN_BYTES = 64 * 1024 * 1024;
+
 /** Reads the body, refusing more than `limit` bytes. Empty body: an empty buffer. */
 export async function readBody(request: Request, limit: number): Promise<Buffer> {
+  const budget = limit + OVERSIZE_DRAIN_BYTES;
+  // No header: Number(null) is 0.
   const declared = Number(request.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > limit) throw payloadTooLarge(limit);
+  if (Number.isFinite(declared) && declared > budget) throw payloadTooLarge(limit, false);
   if (!request.body) return Buffer.alloc(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
+  // Once over the limit, the rest is read to the end and dropped (see OVERSIZE_DRAIN_BYTES).
+  let over = Number.isFinite(declared) && declared > limit;
   for (;;) {
     let chunk: ReadableStreamReadResult<Uint8Array>;
     try {
       chunk = await reader.read();
     } catch {
       // The client aborted the upload; nobody will read the answer, but it must not be a 500.
+      if (over) throw payloadTooLarge(limit, false);
       throw badRequest('request body could not be read (connection closed while sending)');
     }
     const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
-    if (size > limit) {
+    if (size > budget) {
       // Stop reading: a chunked body may be endless.
       await reader.cancel().catch(() => {});
-      throw payloadTooLarge(limit);
+      throw payloadTooLarge(limit, false);
     }
-    chunks.push(value);
+    if (over || size > limit) {
+      over = true;
+      chunks.length = 0;
+    } else {
+      chunks.push(value);
+    }
   }
+  // The whole body was read: the connection is clean and may be kept alive.
+  if (over) throw payloadTooLarge(limit, true);
   return Buffer.concat(chunks, size);
 }
 
