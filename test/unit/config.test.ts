@@ -64,6 +64,11 @@ describe('resolveOptions', () => {
     expect(o.health.onSourceUnreachable).toBe('ping');
     expect(o.health.initialization).toBeUndefined();
     expect(o.health.staleRefreshMs).toBe(2 * 1 * (1000 + 500) + 2 * 1000);
+    expect(o.automaticDeserialization).toBe(true);
+    expect(
+      resolveOptions({ members: [member()], automaticDeserialization: false })
+        .automaticDeserialization,
+    ).toBe(false);
     expect(Object.keys(o).sort()).toEqual(
       [
         'members',
@@ -79,6 +84,7 @@ describe('resolveOptions', () => {
         'readYourWrites',
         'cancellation',
         'enableAutoPipelining',
+        'automaticDeserialization',
         'fetch',
         'now',
       ].sort(),
