@@ -345,7 +345,13 @@ function validateAvailability(
   return {
     ...a,
     url,
-    lagToleranceMs: num(`${field}.lagToleranceMs`, a.lagToleranceMs, DEFAULTS.lagToleranceMs),
+    // The API takes whole milliseconds: a fraction is answered 400, which would turn lag off.
+    lagToleranceMs: num(
+      `${field}.lagToleranceMs`,
+      a.lagToleranceMs,
+      DEFAULTS.lagToleranceMs,
+      'positive integer',
+    ),
   };
 }
 
@@ -441,7 +447,11 @@ function resolveHealth(value: unknown): ResolvedHealthOptions {
             timeoutMs: num('health.initialization.timeoutMs', init.timeoutMs, 1000),
           },
     cache,
-    staleRefreshMs: 2 * n.probes * (n.probeTimeoutMs + n.probeDelayMs) + 2 * n.probeTimeoutMs,
+    // The longest a refresh can take, doubled: per probe an availability check may make five
+    // calls (discovery and its retry, the lag check and its retry, the plain check), each up to
+    // probeTimeoutMs, then a PING fallback; plus the shared-tier read.
+    staleRefreshMs:
+      2 * (n.probes * (6 * n.probeTimeoutMs + n.probeDelayMs + 100) + n.probeTimeoutMs),
   };
 }
 

@@ -37,7 +37,10 @@ export interface FailoverEvents {
   failure: FailureEvent;
 }
 
-export type FailoverListener<K extends keyof FailoverEvents> = (event: FailoverEvents[K]) => void;
+/** A listener's result is ignored; a promise it returns has its rejection reported, not thrown. */
+export type FailoverListener<K extends keyof FailoverEvents> = (
+  event: FailoverEvents[K],
+) => unknown;
 
 /**
  * A minimal typed emitter. A listener that throws must not break the request that happened
@@ -63,7 +66,9 @@ export class Emitter {
   emit<K extends keyof FailoverEvents>(event: K, payload: FailoverEvents[K]): void {
     for (const listener of this.listeners[event]) {
       try {
-        listener(payload);
+        // An async listener's rejection must not become an unhandled one (Node exits on those).
+        const result: unknown = listener(payload);
+        if (result instanceof Promise) result.catch(this.onListenerError);
       } catch (error) {
         this.onListenerError(error);
       }

@@ -99,7 +99,10 @@ export async function readShared(deps: CheckerDeps): Promise<string[] | undefine
   store.stats.sharedReads += 1;
   const shared = await cache.get(cacheKeyFor(store.key));
   const now = deps.now();
-  if (!shared || now - shared.at > deps.health.sharedMaxAgeMs) return undefined;
+  // A record of another member list (or without one) is no record: probe as without a cache.
+  if (!shared || shared.key !== store.key || now - shared.at > deps.health.sharedMaxAgeMs) {
+    return undefined;
+  }
   store.stats.sharedHits += 1;
   const { events, keptLocal } = store.applyShared(shared, deps.health.sharedMaxAgeMs, now);
   for (const event of events) deps.emitter.emit('health', event);
@@ -115,6 +118,7 @@ export interface RunningRefresh {
 
 /** One refresh: the shared record if it is fresh, otherwise our own probes. */
 export function refresh(deps: CheckerDeps): RunningRefresh {
+  const startedAt = deps.store.refreshStartedAt;
   const read = readShared(deps).catch(() => undefined);
   const shared = read.then((kept) => kept !== undefined);
   const done = read
@@ -125,7 +129,8 @@ export function refresh(deps: CheckerDeps): RunningRefresh {
     })
     .catch(() => undefined)
     .finally(() => {
-      deps.store.refreshStartedAt = undefined;
+      // Only this refresh's own marker: one presumed lost may end after a newer one started.
+      if (deps.store.refreshStartedAt === startedAt) deps.store.refreshStartedAt = undefined;
     });
   return { shared, done };
 }

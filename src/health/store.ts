@@ -1,9 +1,10 @@
 /**
  * The health store: what one isolate knows about the members of one member list.
  *
- * It is module-scoped and keyed by a fingerprint of member names and URLs (never tokens), so
- * every client built from the same config in an isolate shares it, even clients created per
- * request, and different configs never mix. All mutations are synchronous, so interleaved
+ * It is module-scoped and keyed by a fingerprint of the member list (names, URLs, weights,
+ * locations, availability APIs; never tokens or passwords), so every client built from the same
+ * config in an isolate shares it, even clients created per request, and different configs
+ * never mix. All mutations are synchronous, so interleaved
  * requests in one isolate always see a consistent store.
  */
 import {
@@ -27,6 +28,8 @@ export interface MemberRecord {
   /** Why the status is what it is (`request`, `circuit`, `probe`, an availability error code). */
   statusReason?: string;
   checkedAt?: number;
+  /** `checkedAt` as merged from the shared record, to tell it from an observation made here. */
+  sharedCheckedAt?: number;
   healthySince?: number;
   /** Behind its lag tolerance at the last check (availability API). */
   lagging?: boolean;
@@ -203,7 +206,8 @@ export class HealthStore {
     const previous = r.status;
     r.checkedAt = now;
     r.statusReason = reason;
-    if (status !== 'healthy') r.healthySince = undefined;
+    // Failback waits for a whole grace period healthy *and in sync*: a lagging member has no streak.
+    if (status !== 'healthy' || r.lagging) r.healthySince = undefined;
     else if (previous !== 'healthy' || r.healthySince === undefined) r.healthySince = now;
     r.status = status;
     if (previous === status) return undefined;
@@ -266,10 +270,7 @@ export class HealthStore {
       r.circuit = (healthy ? recordSuccess : tripCircuit)(r.circuit, settings, now);
     }
     if (!healthy) r.lastError = { kind: 'check', message: reason, at: now };
-    const event = this.setStatus(r, healthy ? 'healthy' : 'unhealthy', reason, now);
-    // Failback waits for a whole grace period *in sync*: a lagging member's streak restarts.
-    if (r.lagging) r.healthySince = undefined;
-    return event;
+    return this.setStatus(r, healthy ? 'healthy' : 'unhealthy', reason, now);
   }
 
   /** The record the cron helper publishes: every member's health and the chosen active one. */
@@ -308,25 +309,36 @@ export class HealthStore {
     const events: HealthEvent[] = [];
     const keptLocal: string[] = [];
     if (shared.key !== this.key) return { events, keptLocal };
-    for (const [name, remote] of Object.entries(shared.members)) {
-      const r = this.records.get(name);
-      if (!r) continue;
+    for (const [name, r] of this.records) {
+      const remote = shared.members[name];
+      // Not in the record (added here at run time): only this isolate can check it.
+      if (!remote) {
+        keptLocal.push(name);
+        continue;
+      }
+      // An observation this isolate made itself after the record's; one it merged from the
+      // record before carries the record's own time and is not "local" (else every refresh
+      // would re-probe each member the record reports down).
+      const ownCheck = r.checkedAt !== undefined && r.checkedAt !== r.sharedCheckedAt;
       const localIsNewer =
-        remote.checkedAt <= (r.checkedAt ?? -Infinity) ||
+        (ownCheck && remote.checkedAt <= r.checkedAt!) ||
         (remote.status === 'healthy' && (r.lastError?.at ?? -Infinity) > remote.checkedAt);
       if (localIsNewer) {
         if (r.status === 'unhealthy' || r.circuit.open) keptLocal.push(name);
         continue;
       }
       // The record's own check time and healthy streak, not the time of this merge.
+      r.lagging = remote.lagging === true;
       const event = this.setStatus(
         r,
         remote.status,
         remote.reason ?? r.statusReason!,
         remote.checkedAt,
       );
-      r.lagging = remote.lagging === true;
-      if (remote.status === 'healthy') r.healthySince = remote.healthySince ?? remote.checkedAt;
+      r.sharedCheckedAt = remote.checkedAt;
+      if (remote.status === 'healthy' && !r.lagging) {
+        r.healthySince = remote.healthySince ?? remote.checkedAt;
+      }
       if (event) events.push({ ...event, reason: 'shared', at: now });
     }
     this.shared = {
@@ -376,10 +388,21 @@ export class HealthStore {
   }
 }
 
-/** Fingerprint of a member list: names and URLs, order-independent, no secrets. */
+/**
+ * Fingerprint of a member list: names and URLs, and what selection and probing read from each
+ * member (weight, location, availability API), order-independent, no secrets. Clients that would
+ * rank or probe members differently get stores of their own.
+ */
 export function storeKey(members: readonly ResolvedMember[]): string {
   return members
-    .map((m) => `${m.name}=${m.url}`)
+    .map((m) => {
+      const a = m.availability;
+      let key = `${m.name}=${m.url}`;
+      if (m.weight !== 1) key += ` weight=${m.weight}`;
+      if (m.location) key += ` location=${JSON.stringify(m.location)}`;
+      if (a) key += ` availability=${a.url} ${a.bdbUid ?? ''} ${a.lagToleranceMs} ${!!a.local}`;
+      return key;
+    })
     .sort()
     .join('|');
 }

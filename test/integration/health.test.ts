@@ -280,6 +280,49 @@ describe('refresh on traffic', () => {
     for (const m of cluster.members) expect(snap.stats.probes[m.name]).toBe(1);
   });
 
+  it('a refresh presumed lost that ends late does not clear the marker of the one after it', async () => {
+    // Probes that end only when released, and a clock that jumps past staleRefreshMs.
+    const gates: Array<() => void> = [];
+    const probe = () => new Promise<boolean>((resolve) => gates.push(() => resolve(true)));
+    let clock = 1_000_000;
+    const { redis } = client({
+      health: { probe, probeTimeoutMs: 10_000, intervalMs: 1000 },
+      now: () => clock,
+    });
+    await redis.get('x'); // refresh 1 starts: one probe per member, all waiting
+    expect(gates).toHaveLength(3);
+    clock += 200_000; // past staleRefreshMs: refresh 1 is presumed lost
+    await redis.get('x'); // refresh 2 starts
+    expect(gates).toHaveLength(6);
+    for (const release of gates.slice(0, 3)) release(); // refresh 1 ends after all
+    await sleep(20);
+    clock += 5000; // stale again, but refresh 2 is still running
+    await redis.get('x');
+    expect(gates).toHaveLength(6);
+    expect(redis.snapshot().stats.refreshes).toBe(2);
+    for (const release of gates) release();
+  });
+
+  it('an async listener that rejects does not become an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { redis } = client({ health: { enabled: false } });
+      redis.on('switch', async () => {
+        throw new Error('webhook down');
+      });
+      await redis.refreshAll();
+      await cluster.kill('a');
+      for (let i = 0; i < 4; i++) await redis.get('x'); // a's circuit opens: a switch event
+      await sleep(50);
+      expect(redis.snapshot().switches.length).toBeGreaterThan(0);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('a request never waits for a refresh it did not start (warm isolate)', async () => {
     const { redis } = client({ health: { intervalMs: 50, probeTimeoutMs: 2000, probe: 'ping' } });
     await redis.refreshAll();
@@ -393,6 +436,28 @@ describe('shared health between isolates', () => {
     // No new cron run: the isolate's own check of a must bring it back.
     await traffic(redis, () => redis.activeMember() === 'a', 6000);
     expect(redis.activeMember()).toBe('a');
+  });
+
+  it('a record of another member list (or with no key) is no record: the isolate probes', async () => {
+    const cache = memoryCache();
+    const { redis } = client({ health: { cache } });
+    const published = await redis.refreshAll();
+    const [stored] = [...cache.data.values()];
+    for (const key of ['someone-else', undefined]) {
+      resetHealthStores();
+      cache.data.set([...cache.data.keys()][0]!, {
+        ...stored!,
+        key: key as string,
+        at: Date.now(),
+      });
+      const fresh = client({ health: { cache } });
+      await fresh.redis.get('x');
+      await sleep(600); // the background refresh it started
+      const snap = fresh.redis.snapshot();
+      expect(snap.stats.sharedHits).toBe(0);
+      expect(Object.values(snap.stats.probes).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    }
+    expect(published.active).toBe('a');
   });
 
   it('a cron run in a fresh isolate keeps the grace rules of the runs before it', async () => {

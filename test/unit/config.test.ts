@@ -63,7 +63,8 @@ describe('resolveOptions', () => {
     expect(o.health).toMatchObject({ ...numbers, policy, enabled: true, probe: 'auto' });
     expect(o.health.onSourceUnreachable).toBe('ping');
     expect(o.health.initialization).toBeUndefined();
-    expect(o.health.staleRefreshMs).toBe(2 * 1 * (1000 + 500) + 2 * 1000);
+    // per probe up to six calls of probeTimeoutMs plus the delay, one more timeout, doubled
+    expect(o.health.staleRefreshMs).toBe(2 * (1 * (6 * 1000 + 500 + 100) + 1000));
     expect(o.automaticDeserialization).toBe(true);
     expect(
       resolveOptions({ members: [member()], automaticDeserialization: false })
@@ -112,7 +113,7 @@ describe('resolveOptions', () => {
     expect(o.health.jitter).toBe(0);
     expect(o.health.policy).toBe('majority');
     expect(o.health.initialization).toEqual({ policy: 'all', timeoutMs: 200 });
-    expect(o.health.staleRefreshMs).toBe(2 * 3 * 1000 + 2 * 1000);
+    expect(o.health.staleRefreshMs).toBe(2 * (3 * (6 * 1000 + 0 + 100) + 1000));
     expect(
       resolveOptions({ members: [member()], health: { initialization: {} as never } }).health
         .initialization,
@@ -142,6 +143,15 @@ describe('resolveOptions', () => {
     expect(fieldOf(() => resolveOptions({ members: [member({ token: '' })] }))).toBe(
       'members[0] ("a").token',
     );
+    // The availability API takes whole milliseconds of lag tolerance.
+    const availability = { url: 'https://cluster.example.com:9443', username: 'u', password: 'p' };
+    expect(
+      fieldOf(() =>
+        resolveOptions({
+          members: [member({ availability: { ...availability, lagToleranceMs: 2500.5 } })],
+        }),
+      ),
+    ).toBe('members[0] ("a").availability.lagToleranceMs');
     // A token must be a valid header value: fetch would throw with it in the message.
     for (const token of [`${SECRET}\n`, `${SECRET}\u0000x`, `${SECRET} x`, `${SECRET}é`]) {
       expect(fieldOf(() => resolveOptions({ members: [member({ token })] }))).toBe(
