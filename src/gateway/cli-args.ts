@@ -23,6 +23,8 @@ Options:
   --allow <CMD>                  lift a command from the deny-list (e.g. FLUSHALL, MONITOR);
                                  repeatable or comma-separated
   --max-body-bytes <n>           largest request body (default 10485760)
+  --max-stream-buffer-bytes <n>  events queued for a slow SSE client before it is cut off
+                                 (default 33554432)
   --pool-size <n>                backend connections (default 4)
   --backend-timeout-ms <n>       answer 504 when Redis takes longer (default 10000)
   --admin-token <token>          enable the /admin fault-injection API   (env REDIS_EDGE_ADMIN_TOKEN)
@@ -56,6 +58,7 @@ const FLAGS = {
   'cors-origin': { type: 'string', multiple: true },
   allow: { type: 'string', multiple: true },
   'max-body-bytes': { type: 'string' },
+  'max-stream-buffer-bytes': { type: 'string' },
   'pool-size': { type: 'string' },
   'backend-timeout-ms': { type: 'string' },
   'admin-token': { type: 'string' },
@@ -77,6 +80,7 @@ export const FLAG_OF_FIELD: Record<string, string> = {
   corsOrigins: '--cors-origin',
   allow: '--allow',
   maxBodyBytes: '--max-body-bytes',
+  maxStreamBufferBytes: '--max-stream-buffer-bytes',
   poolSize: '--pool-size',
   backendTimeoutMs: '--backend-timeout-ms',
   adminToken: '--admin-token',
@@ -158,6 +162,12 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       corsOrigins: list(values['cors-origin']),
       allow: list(values.allow),
       maxBodyBytes: integer('max-body-bytes', values['max-body-bytes'], 1, 2 ** 31),
+      maxStreamBufferBytes: integer(
+        'max-stream-buffer-bytes',
+        values['max-stream-buffer-bytes'],
+        1,
+        2 ** 31,
+      ),
       poolSize: integer('pool-size', values['pool-size'], 1, 256),
       backendTimeoutMs: integer('backend-timeout-ms', values['backend-timeout-ms'], 1, 600_000),
       adminToken: nonEmpty('admin-token', values['admin-token'] ?? env.REDIS_EDGE_ADMIN_TOKEN),

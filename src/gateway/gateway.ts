@@ -90,6 +90,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       flags: new CommandFlags((command) => pool.call(command)),
       auth: new TokenAuth(config.token, config.readonlyToken),
       maxBodyBytes: config.maxBodyBytes,
+      maxStreamBufferBytes: config.maxStreamBufferBytes,
       streams,
     }),
   );

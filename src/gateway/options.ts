@@ -18,6 +18,7 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 0,
   maxBodyBytes: 10 * 1024 * 1024,
+  maxStreamBufferBytes: 32 * 1024 * 1024,
   poolSize: 4,
   backendTimeoutMs: 10_000,
   bdbUid: 1,
@@ -33,6 +34,7 @@ export interface ResolvedOptions {
   corsOrigins: string[];
   allow: string[];
   maxBodyBytes: number;
+  maxStreamBufferBytes: number;
   poolSize: number;
   backendTimeoutMs: number;
   availability?: AvailabilityEmulationOptions & { bdbUid: number };
@@ -90,6 +92,10 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (!isInt(maxBodyBytes, 1, 2 ** 31)) {
     throw new GatewayConfigError('maxBodyBytes', 'must be a positive integer');
   }
+  const maxStreamBufferBytes = options.maxStreamBufferBytes ?? DEFAULTS.maxStreamBufferBytes;
+  if (!isInt(maxStreamBufferBytes, 1, 2 ** 31)) {
+    throw new GatewayConfigError('maxStreamBufferBytes', 'must be a positive integer');
+  }
   const poolSize = options.poolSize ?? DEFAULTS.poolSize;
   if (!isInt(poolSize, 1, 256)) {
     throw new GatewayConfigError('poolSize', 'must be an integer between 1 and 256');
@@ -139,6 +145,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     corsOrigins: stringList('corsOrigins', options.corsOrigins),
     allow: stringList('allow', options.allow),
     maxBodyBytes,
+    maxStreamBufferBytes,
     poolSize,
     backendTimeoutMs,
     availability,

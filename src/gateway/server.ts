@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Context, Hono } from 'hono';
 import { presentedToken, type Role, type TokenAuth } from './auth.js';
 import type { BackendPool, Command } from './backend.js';
@@ -26,6 +27,8 @@ export interface RestDeps {
   flags: CommandFlags;
   auth: TokenAuth;
   maxBodyBytes: number;
+  /** Bytes an event stream may queue for a slow client before it is cut off. */
+  maxStreamBufferBytes: number;
   /** Open event streams, ended on shutdown. */
   streams: Set<() => void>;
 }
@@ -90,6 +93,8 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
       connection,
       signal: c.req.raw.signal,
       registry: deps.streams,
+      maxBufferBytes: deps.maxStreamBufferBytes,
+      disconnectClient: clientDisconnector(c),
     });
   }
   if (first === 'monitor') {
@@ -117,6 +122,8 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
       connection,
       signal: c.req.raw.signal,
       registry: deps.streams,
+      maxBufferBytes: deps.maxStreamBufferBytes,
+      disconnectClient: clientDisconnector(c),
     });
   }
   if (RESERVED.has(first) || !COMMAND_NAME.test(lenientDecode(first))) {
@@ -169,6 +176,17 @@ async function runBatch(
     ),
     200,
   );
+}
+
+/** The Node request and response under Hono (`@hono/node-server` passes them as `c.env`). */
+function nodeBindings(c: Context): { incoming?: IncomingMessage; outgoing?: ServerResponse } {
+  return (c.env ?? {}) as { incoming?: IncomingMessage; outgoing?: ServerResponse };
+}
+
+/** Cuts the client's connection (for an event stream it does not keep up with). */
+function clientDisconnector(c: Context): (() => void) | undefined {
+  const { outgoing } = nodeBindings(c);
+  return outgoing ? () => outgoing.destroy() : undefined;
 }
 
 function base64(c: Context): boolean {

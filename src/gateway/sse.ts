@@ -10,7 +10,8 @@ import { backendConnectionLost } from './errors.js';
  *
  * Each stream owns a dedicated backend connection (subscriber mode cannot serve other
  * commands), closed when the client goes away, when the backend connection drops (the client
- * should resubscribe rather than silently miss messages), or when the gateway shuts down.
+ * should resubscribe rather than silently miss messages), when the client falls too far behind
+ * (see `StreamOptions.maxBufferBytes`), or when the gateway shuts down.
  */
 
 export type StreamKind = 'subscribe' | 'psubscribe' | 'monitor';
@@ -28,6 +29,18 @@ export interface StreamOptions {
   signal: AbortSignal;
   /** Open streams, so shutdown can end them; the stream removes itself when it ends. */
   registry: Set<() => void>;
+  /**
+   * Most bytes of events queued for a client that reads slower than they arrive (or not at
+   * all). Past it the client is cut off, as Redis cuts off a slow subscriber
+   * (`client-output-buffer-limit pubsub`): its connection is closed, the queue dropped and the
+   * backend connection released, so one stalled reader cannot grow the gateway without bound.
+   */
+  maxBufferBytes: number;
+  /**
+   * Closes the client's HTTP connection at once (queued bytes dropped). Without it, an
+   * overflowing stream is errored instead, which ends the response the same way.
+   */
+  disconnectClient?: () => void;
 }
 
 /**
@@ -42,19 +55,24 @@ function frame(data: string): string {
 }
 
 export async function openStream(options: StreamOptions): Promise<Response> {
-  const { kind, targets, connection, signal, registry } = options;
+  const { kind, targets, connection, signal, registry, maxBufferBytes, disconnectClient } = options;
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let ended = false;
 
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
+  // Queue size counted in bytes: `desiredSize` is then minus the bytes not yet taken by the
+  // HTTP response, which stops taking them while the client's socket is not draining.
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      cancel() {
+        stop();
+      },
     },
-    cancel() {
-      stop();
-    },
-  });
+    { highWaterMark: 0, size: (chunk) => chunk.byteLength },
+  );
 
   const push = (chunk: string) => {
     if (ended) return;
@@ -62,7 +80,9 @@ export async function openStream(options: StreamOptions): Promise<Response> {
       controller.enqueue(encoder.encode(chunk));
     } catch {
       stop();
+      return;
     }
+    if (-(controller.desiredSize ?? 0) > maxBufferBytes) overflow();
   };
   const send = (data: string) => push(frame(data));
 
@@ -80,6 +100,24 @@ export async function openStream(options: StreamOptions): Promise<Response> {
       controller.close();
     } catch {
       // Already closed or cancelled by the reader.
+    }
+  }
+
+  /**
+   * The client is not keeping up. A closing event could not reach it (it would queue behind
+   * the backlog), so its connection is cut: the HTTP server then cancels the stream, which
+   * drops the queue. Events published meanwhile are lost for it, as with Redis' own limit.
+   */
+  function overflow(): void {
+    stop();
+    if (disconnectClient) {
+      disconnectClient();
+      return;
+    }
+    try {
+      controller.error(new Error('event stream client too slow'));
+    } catch {
+      // Already cancelled.
     }
   }
 

@@ -16,6 +16,13 @@ export interface GatewayOptions {
   allow?: string[];
   /** Largest accepted request body in bytes; default 10 MiB. Larger bodies get 413. */
   maxBodyBytes?: number;
+  /**
+   * Most bytes of events an SSE stream (`/subscribe`, `/psubscribe`, `/monitor`) may queue for
+   * a client that reads slower than they arrive; default 32 MiB (Redis' own pubsub output
+   * buffer limit). Past it the client's connection is closed and its backend connection
+   * released.
+   */
+  maxStreamBufferBytes?: number;
   /** Backend connections in the pool; default 4. */
   poolSize?: number;
   /** How long a command may wait on the backend before the gateway answers 504; default 10 s. */

@@ -197,6 +197,8 @@ describe('parseCli', () => {
         '2',
         '--backend-timeout-ms',
         '500',
+        '--max-stream-buffer-bytes',
+        '65536',
         '--availability-user',
         'u',
         '--availability-port',
@@ -213,6 +215,7 @@ describe('parseCli', () => {
         port: 8080,
         poolSize: 2,
         backendTimeoutMs: 500,
+        maxStreamBufferBytes: 65536,
         availability: {
           username: 'u',
           password: 'pw',

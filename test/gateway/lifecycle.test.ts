@@ -1,8 +1,9 @@
+import net from 'node:net';
 import { Redis as IORedis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayConfigError, NOT_SENT_HEADER, startGateway } from '../../src/gateway/index.js';
 import type { GatewayOptions } from '../../src/gateway/types.js';
-import { post, sleep, startTestGateway, TOKEN, waitFor } from './helpers.js';
+import { ADMIN_TOKEN, post, request, sleep, startTestGateway, TOKEN, waitFor } from './helpers.js';
 import { freePort, RedisProcess } from './redis-process.js';
 
 /** Startup, shutdown and the life of event streams. */
@@ -97,6 +98,82 @@ describe('event streams', () => {
       await gw.gateway.close();
     }
   });
+
+  it('cut off a client that stops reading once its backlog passes the limit, releasing the backend', async () => {
+    const gw = await startTestGateway(redisServer, {
+      maxStreamBufferBytes: 256 * 1024,
+      adminToken: ADMIN_TOKEN,
+    });
+    const { port } = new URL(gw.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      socket.write(
+        'POST /subscribe/slow-chan HTTP/1.1\r\nHost: x\r\n' +
+          `Authorization: Bearer ${TOKEN}\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n`,
+      );
+      // Read up to the subscribe confirmation, then never read again.
+      let head = '';
+      await new Promise<void>((resolve) => {
+        const onData = (chunk: Buffer) => {
+          head += chunk.toString();
+          if (!head.includes('subscribe,slow-chan,1')) return;
+          socket.off('data', onData);
+          socket.pause();
+          resolve();
+        };
+        socket.on('data', onData);
+      });
+      expect(head).toMatch(/^HTTP\/1\.1 200/);
+      const subscribers = async () =>
+        String(await direct.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+          .split('\n')
+          .filter((line) => line.includes('name=redis-edge-gateway')).length;
+      expect(await subscribers()).toBe(1);
+
+      // Far more than the socket buffers can hold: without a limit all of it would pile up
+      // in the gateway. Redis counts the receivers, so 0 means the gateway unsubscribed.
+      const payload = 'x'.repeat(64 * 1024);
+      let published = 0;
+      let receivers = 1;
+      while (receivers > 0 && published < 2000) {
+        receivers = Number(await direct.publish('slow-chan', payload));
+        published++;
+      }
+      expect(receivers).toBe(0);
+      expect(published).toBeLessThan(2000);
+      await waitFor(async () => (await subscribers()) === 0, 2000, 'subscriber to be released');
+      const state = await request(`${gw.url}/admin/state`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(state.body).toMatchObject({ streams: 0 });
+
+      // The gateway keeps serving, event streams included.
+      expect((await post(gw.url, '/', ['PING'])).body).toEqual({ result: 'PONG' });
+      const stream = await subscribe(gw.url, 'after-slow');
+      await stream.until('subscribe,after-slow,1');
+      await direct.publish('after-slow', 'hello');
+      await stream.until('message,after-slow,hello');
+    } finally {
+      socket.destroy();
+      await gw.gateway.close();
+    }
+  });
+
+  it('keep a client that reads within the limit', async () => {
+    const gw = await startTestGateway(redisServer, { maxStreamBufferBytes: 64 * 1024 });
+    try {
+      const stream = await subscribe(gw.url, 'fast-chan');
+      await stream.until('subscribe,fast-chan,1');
+      const payload = 'y'.repeat(16 * 1024);
+      for (let i = 0; i < 200; i++) await direct.publish('fast-chan', `${i}:${payload}`);
+      await stream.until(`message,fast-chan,199:`);
+      expect(Number(await direct.publish('fast-chan', 'still'))).toBe(1);
+    } finally {
+      await gw.gateway.close();
+    }
+  });
 });
 
 describe('startup', () => {
@@ -139,6 +216,7 @@ describe('startup', () => {
     [{ poolSize: 0 }, 'poolSize'],
     [{ backendTimeoutMs: -1 }, 'backendTimeoutMs'],
     [{ maxBodyBytes: 1.5 }, 'maxBodyBytes'],
+    [{ maxStreamBufferBytes: 0 }, 'maxStreamBufferBytes'],
     [{ readonlyToken: TOKEN }, 'readonlyToken'],
     [{ corsOrigins: [''] }, 'corsOrigins'],
     [{ availability: { username: 'u', password: '' } }, 'availability.password'],
