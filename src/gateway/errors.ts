@@ -28,6 +28,15 @@ export class GatewayError extends Error {
 export const badRequest = (message: string): GatewayError =>
   new GatewayError(400, message, 'INVALID_REQUEST');
 
+/**
+ * A command the gateway will not run: 400 with an `ERR ...` message, the way Redis and Upstash
+ * refuse a command (design 6), so clients see a command error. 401/403 would say the request's
+ * credentials were rejected, which a failover client rightly treats as a configuration error
+ * of the member rather than as this command's answer.
+ */
+export const commandRefused = (message: string, code: string): GatewayError =>
+  new GatewayError(400, `ERR ${message}`, code);
+
 /** 401 with exactly the body Upstash and `mna/upstashdis` send. */
 export const unauthorized = (): GatewayError => new GatewayError(401, 'Unauthorized');
 

@@ -1,6 +1,6 @@
 import type { Arg, Command } from './backend.js';
 import type { CommandFlags } from './command-flags.js';
-import { GatewayError } from './errors.js';
+import { commandRefused } from './errors.js';
 import { GatewayConfigError } from './options.js';
 
 /**
@@ -100,7 +100,7 @@ export function normalizeCommandName(name: string): string {
  * (`xreadCommand`): the options before STREAMS come in any order, `GROUP <group> <consumer>`
  * included, so names and values are skipped rather than assumed to come first (a group or
  * consumer named BLOCK is not the option; `BLOCK 0 GROUP g c` is). Everything after STREAMS is
- * keys and IDs. BLOCK with any value counts: an invalid one only turns a Redis error into a 403.
+ * keys and IDs. BLOCK with any value counts: an invalid one only turns one refusal into another.
  * An unknown token is stepped over one at a time (Redis rejects it, or a newer option's value
  * is looked at as a possible BLOCK, which errs on the side of refusing).
  */
@@ -171,8 +171,9 @@ export class CommandPolicy {
   }
 
   /**
-   * Throws 403 when any command of the request is refused. Batches are checked as a whole
-   * before anything runs, so a refused command never leaves a half-executed batch behind.
+   * Throws a command refusal (see `commandRefused`) when any command of the request is refused.
+   * Batches are checked as a whole before anything runs, so a refused command never leaves a
+   * half-executed batch behind.
    */
   check(commands: Command[], batch: boolean): void {
     commands.forEach((command, index) => {
@@ -180,8 +181,7 @@ export class CommandPolicy {
       if (reason === undefined) return;
       const name = displayName(command);
       const where = batch ? ` (command ${index + 1} of the batch)` : '';
-      throw new GatewayError(
-        403,
+      throw commandRefused(
         `command '${name}'${where} is not allowed through this gateway: ${reason}`,
         'COMMAND_DENIED',
       );
@@ -189,16 +189,15 @@ export class CommandPolicy {
   }
 
   /**
-   * Throws 403 unless every command is one Redis flags read-only (asked from the backend via
-   * `flags`). Runs before anything is sent, so a batch with one write runs nothing.
+   * Throws a command refusal unless every command is one Redis flags read-only (asked from the
+   * backend via `flags`). Runs before anything is sent, so a batch with one write runs nothing.
    */
   async checkReadOnly(commands: Command[], batch: boolean, flags: CommandFlags): Promise<void> {
     const verdicts = await Promise.all(commands.map((command) => flags.isReadOnly(command)));
     const index = verdicts.indexOf(false);
     if (index < 0) return;
     const where = batch ? ` (command ${index + 1} of the batch)` : '';
-    throw new GatewayError(
-      403,
+    throw commandRefused(
       `this token is read-only and '${displayName(commands[index]!)}'${where} is not a read-only command`,
       'READONLY_TOKEN',
     );
