@@ -54,7 +54,10 @@ function allowMethods(method: string, allowed: string[]): void {
 async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
   const url = new URL(c.req.url);
   const method = c.req.method;
-  const segments = url.pathname.split('/').slice(1);
+  const target = rawTarget(c);
+  // Split before decoding, so every segment is one argument as sent: `.`, `..`, `%2e` are
+  // values here, not path steps (which `URL` would resolve), and `%2F` stays inside its segment.
+  const segments = target.path.split('/').slice(1);
   const first = segments[0] ?? '';
   const rest = segments.slice(1);
   // `/pipeline` and `/pipeline/` are the same endpoint.
@@ -135,7 +138,23 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
     method === 'POST' || method === 'PUT'
       ? await readBody(c.req.raw, deps.maxBodyBytes)
       : Buffer.alloc(0);
-  return runSingle(c, deps, role, pathCommand(segments, body, url.search.slice(1)));
+  return runSingle(c, deps, role, pathCommand(segments, body, target.query));
+}
+
+/**
+ * Path and query of the request target exactly as the client sent them (`@hono/node-server`
+ * passes the raw `IncomingMessage`; `c.req.url` has been through URL parsing, which resolves
+ * dot segments and turns `\` into `/`). Absolute-form targets (`http://host/p`) lose their
+ * origin; a target without a path (`*`) is `/`.
+ */
+function rawTarget(c: Context): { path: string; query: string } {
+  const raw = nodeBindings(c).incoming?.url ?? c.req.url;
+  let rest = raw.startsWith('/') ? raw : raw.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '');
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  return { path: path.startsWith('/') ? path : '/', query: q < 0 ? '' : rest.slice(q + 1) };
 }
 
 function authenticate(c: Context, url: URL, deps: RestDeps): Role {

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { Redis as IORedis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayConfigError, NOT_SENT_HEADER } from '../../src/gateway/index.js';
@@ -187,6 +188,51 @@ describe('routing', () => {
     const head = await request(`${gw.url}/get/put-key`, { method: 'HEAD', headers: auth });
     expect(head.status).toBe(200);
     expect(head.text).toBe('');
+  });
+
+  // fetch() normalises URLs before sending, so these go out through node:http as written.
+  it('takes `.`, `..` and their percent-encodings in the path form as arguments, not path steps', async () => {
+    const send = (path: string) =>
+      new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const { hostname, port } = new URL(gw.url);
+        const options = { hostname, port, path, method: 'POST', headers: auth };
+        const req = httpRequest(options, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    await direct.del('dots:list', 'dots:k', 'dots:k2');
+    expect((await send('/rpush/dots:list/a/./..')).body).toEqual({ result: 3 });
+    expect((await send('/rpush/dots:list/%2e/%2E%2E/%2e%2E/x')).body).toEqual({ result: 7 });
+    expect((await send('/rpush/dots:list/a%5Cb/%2e%2e%2Fc')).body).toEqual({ result: 9 });
+    expect(await direct.lrange('dots:list', 0, -1)).toEqual([
+      'a',
+      '.',
+      '..',
+      '.',
+      '..',
+      '..',
+      'x',
+      'a\\b',
+      '../c',
+    ]);
+    expect((await send('/set/dots:k/%2e%2e')).body).toEqual({ result: 'OK' });
+    expect(await direct.get('dots:k')).toBe('..');
+    expect((await send('/set/dots:k2/..?EX=100')).body).toEqual({ result: 'OK' });
+    expect(await direct.get('dots:k2')).toBe('..');
+    expect(await direct.ttl('dots:k2')).toBeGreaterThan(0);
+    // `..` cannot climb out of a reserved prefix into the command space, or the other way.
+    expect((await send('/admin/../set/dots:k/x')).status).toBe(404);
+    expect((await send('/set/../admin/state')).body).toEqual({
+      error: expect.stringMatching(/^ERR /),
+    });
+    expect(await direct.get('dots:k')).toBe('..');
   });
 
   it('authenticates before reading the body', async () => {
