@@ -11,7 +11,11 @@ export type Arg = string | Buffer;
 /** A command: name first. */
 export type Command = [string, ...Arg[]];
 
-/** What ioredis hands back in buffer mode: bulk/status strings as Buffers, integers as numbers. */
+/**
+ * What the pool's connections hand back (buffer mode, `stringNumbers`): bulk and status strings
+ * as Buffers, integers as their decimal digits in a JS string (a JS number would round integers
+ * beyond 2^53), so a JS string in a reply is always an integer.
+ */
 export type RawReply = Buffer | string | number | null | Error | RawReply[];
 
 /** A Redis error reply (`-ERR ...`, `-WRONGTYPE ...`): the caller's answer, not a gateway failure. */
@@ -91,6 +95,8 @@ export class BackendPool {
       connectTimeout: Math.min(this.options.timeoutMs, 3000),
       keepAlive: 10_000,
       connectionName: 'redis-edge-gateway',
+      // Integer replies as Redis' digits (RESP2 `:` replies only; bulk strings stay Buffers).
+      stringNumbers: true,
       // 50, 100, 200 ... capped at 1 s: a restarted backend is picked up within a second.
       retryStrategy: (times) => (this.closed ? null : Math.min(50 * 2 ** (times - 1), 1000)),
     };
@@ -244,6 +250,9 @@ export class BackendPool {
       retryStrategy: () => null,
       autoResubscribe: false,
       commandTimeout: undefined,
+      // Only the pool's replies are passed through; ioredis' own subscriber bookkeeping here
+      // reads the counts in (un)subscribe confirmations.
+      stringNumbers: false,
       monitor: mode === 'monitor',
     });
     conn.on('error', () => {});

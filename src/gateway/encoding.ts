@@ -1,16 +1,27 @@
 import type { RawReply } from './backend.js';
 
+/**
+ * An integer reply outside JS' safe range, kept as Redis' digits: written into the JSON as a
+ * bare number with exactly those digits (see `jsonText`). A JS number would round it
+ * (9007199254740993 → 9007199254740992) for every client, including non-JS ones.
+ */
+export class ExactInteger {
+  constructor(readonly digits: string) {}
+}
+
 /** A result as it appears in `{"result": ...}`. */
-export type JsonReply = null | number | string | JsonReply[];
+export type JsonReply = null | number | string | ExactInteger | JsonReply[];
 
 const OK = Buffer.from('OK');
+const INTEGER = /^-?\d+$/;
 
 /**
  * Converts a binary-safe ioredis reply into the Upstash REST result shape.
  *
  * With `Upstash-Encoding: base64` every string becomes base64 of its exact bytes, except a
  * result that is the string `OK` (the status reply the protocol exempts). Without it, strings
- * are UTF-8 decoded, as Upstash does. Numbers, null and nesting are kept.
+ * are UTF-8 decoded, as Upstash does. Numbers, null and nesting are kept; integers (digits in
+ * a JS string, see `RawReply`) become JS numbers when that is exact, `ExactInteger` otherwise.
  *
  * The exemption applies to the top level only. In buffer mode ioredis cannot tell a status
  * reply from a bulk string, and `@upstash/redis` skips decoding only a top-level `"OK"`: it
@@ -20,6 +31,10 @@ const OK = Buffer.from('OK');
 export function toJsonReply(reply: RawReply, base64: boolean, nested = false): JsonReply {
   if (reply === null || reply === undefined) return null;
   if (typeof reply === 'number') return reply;
+  if (typeof reply === 'string' && INTEGER.test(reply)) {
+    const value = Number(reply);
+    return Number.isSafeInteger(value) ? value : new ExactInteger(reply);
+  }
   if (Array.isArray(reply)) return reply.map((item) => toJsonReply(item, base64, true));
   // An error nested in an array (e.g. a Lua table holding `redis.error_reply`): JSON has no
   // error type inside a result, so it travels as its message text.
@@ -33,4 +48,34 @@ export function toJsonReply(reply: RawReply, base64: boolean, nested = false): J
 /** True when the request asked for base64 results (header value is case-insensitive). */
 export function wantsBase64(header: string | undefined): boolean {
   return header?.trim().toLowerCase() === 'base64';
+}
+
+/**
+ * JSON text of a response body. Same as `JSON.stringify`, except that an `ExactInteger` is
+ * written as a bare number with its exact digits. The common case (none in the body) takes
+ * `JSON.stringify` as is; only a body holding one is written piece by piece.
+ */
+export function jsonText(body: unknown): string {
+  return hasExactInteger(body) ? writeExact(body) : JSON.stringify(body);
+}
+
+function hasExactInteger(value: unknown): boolean {
+  if (value instanceof ExactInteger) return true;
+  if (Array.isArray(value)) return value.some(hasExactInteger);
+  if (value !== null && typeof value === 'object') {
+    return Object.values(value).some(hasExactInteger);
+  }
+  return false;
+}
+
+function writeExact(value: unknown): string {
+  if (value instanceof ExactInteger) return value.digits;
+  if (Array.isArray(value)) return `[${value.map(writeExact).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const fields = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${JSON.stringify(k)}:${writeExact(v)}`);
+    return `{${fields.join(',')}}`;
+  }
+  return JSON.stringify(value);
 }

@@ -3,7 +3,7 @@ import { type Context, Hono } from 'hono';
 import { presentedToken, type Role, type TokenAuth } from './auth.js';
 import type { BackendPool, Command } from './backend.js';
 import type { CommandFlags } from './command-flags.js';
-import { toJsonReply, wantsBase64 } from './encoding.js';
+import { jsonText, toJsonReply, wantsBase64 } from './encoding.js';
 import { badRequest, GatewayError, methodNotAllowed, notFound, unauthorized } from './errors.js';
 import { parseJson, pathCommand, readBody, toBatch, toCommand } from './input.js';
 import type { CommandPolicy } from './policy.js';
@@ -173,7 +173,7 @@ async function runSingle(c: Context, deps: RestDeps, role: Role, command: Comman
   await authorize(deps, role, [command], false);
   const answer = await deps.pool.call(command);
   if (answer.kind === 'redis-error') return c.json({ error: answer.message }, 400);
-  return c.json({ result: toJsonReply(answer.reply, base64(c)) }, 200);
+  return json(c, { result: toJsonReply(answer.reply, base64(c)) });
 }
 
 async function runBatch(
@@ -189,12 +189,17 @@ async function runBatch(
   // that expect an array: upstash-rest.md 1.7).
   if (!Array.isArray(answer)) return c.json({ error: answer.message }, 400);
   const encode = base64(c);
-  return c.json(
+  return json(
+    c,
     answer.map((item) =>
       item.kind === 'ok' ? { result: toJsonReply(item.reply, encode) } : { error: item.message },
     ),
-    200,
   );
+}
+
+/** A 200 JSON answer carrying replies: like `c.json`, but integers keep Redis' exact digits. */
+function json(c: Context, body: unknown): Response {
+  return c.body(jsonText(body), 200, { 'content-type': 'application/json' });
 }
 
 /** The Node request and response under Hono (`@hono/node-server` passes them as `c.env`). */

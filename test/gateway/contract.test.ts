@@ -446,6 +446,53 @@ describe('raw results equal a direct RESP client', () => {
     expect(await direct.exists('raw:discarded')).toBe(0);
   });
 
+  it("integers beyond 2^53 keep Redis' exact digits in the JSON text", async () => {
+    // JSON.parse would round them: compare the text itself.
+    const text = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+      const reply = await post(gw.url, path, body, headers);
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+      return reply.text;
+    };
+    expect(await text('/', ['INCRBY', 'raw:big', '9007199254740993'])).toBe(
+      '{"result":9007199254740993}',
+    );
+    expect(await text('/', ['DECRBY', 'raw:neg', '9223372036854775807'])).toBe(
+      '{"result":-9223372036854775807}',
+    );
+    expect(await text('/', ['DECR', 'raw:neg'])).toBe('{"result":-9223372036854775808}');
+    // Bulk strings holding digits stay strings; small integers are written as before.
+    expect(
+      await text('/pipeline', [
+        ['INCR', 'raw:big'],
+        ['GET', 'raw:big'],
+        ['INCR', 'raw:small'],
+        ['GET', 'raw:nothing'],
+      ]),
+    ).toBe(
+      '[{"result":9007199254740994},{"result":"9007199254740994"},{"result":1},{"result":null}]',
+    );
+    const bitfield = [
+      'BITFIELD',
+      'raw:bf',
+      'SET',
+      'i64',
+      '0',
+      '9223372036854775807',
+      'GET',
+      'i64',
+      '0',
+    ];
+    expect(await text('/multi-exec', [bitfield, ['SET', 'raw:ok', 'v']])).toBe(
+      '[{"result":[0,9223372036854775807]},{"result":"OK"}]',
+    );
+    expect(
+      await text('/', ['BITFIELD', 'raw:bf', 'GET', 'i64', '0'], { 'upstash-encoding': 'base64' }),
+    ).toBe('{"result":[9223372036854775807]}');
+    expect(await text('/', ['INCRBY', 'raw:small', '-1'])).toBe('{"result":0}');
+    expect(await direct.get('raw:big')).toBe('9007199254740994');
+  });
+
   it('stringifies numbers and booleans, and supports the path form', async () => {
     expect((await post(gw.url, '/', ['SET', 'raw:num', 12.5])).body).toEqual({ result: 'OK' });
     expect(await direct.get('raw:num')).toBe('12.5');
