@@ -13,12 +13,12 @@
  * failover client is loaded from `dist/` (see `builtLibrary`).
  */
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from '@upstash/redis';
-import { resolveOptions } from '../src/config.js';
-import { healthStoreFor, resetHealthStores } from '../src/health/store.js';
-import { classifyBatch, classifyCommand } from '../src/transport/commands.js';
+import { build } from 'esbuild';
 import type { MemberGroup } from './lib/remote-cluster.js';
 import { type LatencySummary, median, rng, round, summarize } from './lib/stats.js';
 
@@ -39,6 +39,53 @@ export async function builtLibrary(): Promise<Library> {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return (await import(new URL('dist/index.js', `file://${ROOT}`).href)) as Library;
+}
+
+/** The internals the per-command rows time; the package does not export them all. */
+type Internals = Pick<
+  typeof import('../src/transport/commands.js'),
+  'classifyCommand' | 'classifyBatch'
+> &
+  Pick<typeof import('../src/health/store.js'), 'healthStoreFor' | 'resetHealthStores'> &
+  Pick<typeof import('../src/config.js'), 'resolveOptions'>;
+
+/**
+ * The per-command internals built like the published package (ES2022 ESM, no keepNames), not
+ * run from source through tsx, whose keepNames wrapping would inflate every closure they
+ * create (see `builtLibrary`). `dist/` does not export `healthStoreFor` or `resolveOptions`,
+ * so esbuild bundles the three source modules into bench/.tmp (git-ignored) and that is
+ * imported. The module has its own health-store registry: the rows use its
+ * `resetHealthStores`.
+ */
+export async function builtInternals(): Promise<Internals> {
+  const dir = join(ROOT, 'bench', '.tmp');
+  mkdirSync(dir, { recursive: true });
+  const outfile = join(dir, `internals-${process.pid}-${Date.now()}.mjs`);
+  await build({
+    stdin: {
+      contents: [
+        "export { classifyBatch, classifyCommand } from './src/transport/commands.ts';",
+        "export { healthStoreFor, resetHealthStores } from './src/health/store.ts';",
+        "export { resolveOptions } from './src/config.ts';",
+      ].join('\n'),
+      resolveDir: ROOT,
+      sourcefile: 'bench-internals.ts',
+      loader: 'ts',
+    },
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    keepNames: false,
+    minify: false,
+    outfile,
+    logLevel: 'error',
+  });
+  try {
+    return (await import(pathToFileURL(outfile).href)) as Internals;
+  } finally {
+    rmSync(outfile, { force: true });
+  }
 }
 type Workload = 'mix' | 'pipeline';
 
@@ -177,7 +224,17 @@ export async function runOverhead(
     await p.exec();
   }
   await failover.get('bench:k:0');
-  if (failover.activeMember() !== 'a') throw new Error('failover client is not on member a');
+  // Both clients must talk to the same gateway, or the comparison is not like with like: checked
+  // before the first case and after every case (a member may have looked unhealthy meanwhile).
+  const requireOnA = (when: string) => {
+    const active = failover.activeMember();
+    if (active !== 'a')
+      throw new Error(
+        `happy-path overhead: the failover client is on member ${active ?? '(none)'}, not a, ${when}; ` +
+          'the plain client measures a, so this comparison would not be like with like',
+      );
+  };
+  requireOnA('before the first case');
 
   const cases: OverheadCase[] = [];
   for (const workload of ['mix', 'pipeline'] as const) {
@@ -226,6 +283,7 @@ export async function runOverhead(
         p99Ratio: round(f.latency.p99 / p.latency.p99, 4),
         cpuRatio: round(f.cpuUsPerOp / p.cpuUsPerOp, 4),
       };
+      requireOnA(`after the case ${workload} c=${concurrency}`);
       options.log(
         `  ${workload} c=${concurrency}: plain ${p.throughputMedian} ops/s p50 ${p.latency.p50} ms, ` +
           `failover ${f.throughputMedian} ops/s p50 ${f.latency.p50} ms (throughput ratio ${c.throughputRatio}, ` +
@@ -276,6 +334,8 @@ export async function runMicro(
   members: MemberGroup['members'],
   library: Library,
 ): Promise<MicroResult[]> {
+  const { classifyBatch, classifyCommand, healthStoreFor, resetHealthStores, resolveOptions } =
+    await builtInternals();
   const results: MicroResult[] = [];
   const get = ['get', 'bench:k:1'];
   const setNx = ['set', 'bench:k:1', 'v', 'nx'];
@@ -350,6 +410,7 @@ export async function runMicro(
     globalThis.fetch = realFetch;
   }
   resetHealthStores();
+  library.resetHealthStores();
   return results;
 }
 
