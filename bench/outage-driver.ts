@@ -8,7 +8,9 @@
  *
  * Every request is its own request scope (as an edge request would be): 80 % GET of a seeded
  * key, 20 % INCR of a key used exactly once, so duplicates can be counted per member later.
- * `fetch` is wrapped to log every attempt (member, kind, outcome) for the analysis.
+ * `fetch` is wrapped to log every attempt (member, kind, outcome) for the analysis. Requests
+ * still unsettled when the drain window after `stop` ends are reported as failed
+ * (`NotDrained`), not dropped.
  */
 import { createFailoverRedis, type FailoverOptions } from '../src/index.js';
 import type { LocalMember } from '../src/testing/index.js';
@@ -43,6 +45,12 @@ export interface AttemptRecord {
   /** `ok` (HTTP answer), `not-sent` (refused, or 503 with the not-sent marker), `unknown`. */
   outcome?: 'ok' | 'not-sent' | 'unknown';
   status?: number;
+  /**
+   * When `fetch` settled (answer headers or error). Unset for a fetch still hanging at the
+   * report: without an abort signal, the client stops waiting at its timeout but the fetch
+   * does not end (its failure event has the client's time).
+   */
+  end?: number;
 }
 
 export interface DriverResult {
@@ -52,6 +60,12 @@ export interface DriverResult {
   switches: Array<{ from?: string; to: string; reason: string; at: number }>;
   probes: Record<string, number>;
   skipped: number;
+  /** When `stop` arrived (Date.now()). */
+  stoppedAt: number;
+  /** `activeMember()` when `stop` arrived. */
+  activeAtEnd?: string;
+  /** Requests still unsettled after the drain window, reported as failed (`NotDrained`). */
+  undrained: number;
   /** The client's `failure` events (member, kind, message), for the error table. */
   failures: Array<{
     member: string;
@@ -101,6 +115,8 @@ const recordingFetch: typeof fetch = async (input, init) => {
   } catch (error) {
     record.outcome = errorCode(error) === 'ECONNREFUSED' ? 'not-sent' : 'unknown';
     throw error;
+  } finally {
+    record.end = Date.now();
   }
 };
 
@@ -138,12 +154,15 @@ const redis = createFailoverRedis({
 });
 
 const requests: RequestRecord[] = [];
-const inFlight = new Set<Promise<void>>();
+/** Requests in flight, with their records (to report those the drain window leaves behind). */
+const inFlight = new Map<Promise<void>, RequestRecord>();
 const background: Promise<unknown>[] = [];
 let launched = 0;
 let writes = 0;
 let skipped = 0;
 let running = false;
+/** Set once the result is assembled: a request settling later must not change it. */
+let reported = false;
 let timer: ReturnType<typeof setInterval> | undefined;
 
 function launchOne(): void {
@@ -161,7 +180,7 @@ function launchOne(): void {
   const run = (write ? scoped.incr(key) : scoped.get(key)).then(
     () => {
       record.ok = true;
-      const member = scoped.pinnedMember;
+      const member = scoped.servedBy;
       if (member !== undefined) record.member = member;
     },
     (error: unknown) => {
@@ -170,11 +189,12 @@ function launchOne(): void {
     },
   );
   const tracked = run.finally(() => {
+    inFlight.delete(tracked);
+    if (reported) return;
     record.end = Date.now();
     requests.push(record);
-    inFlight.delete(tracked);
   });
-  inFlight.add(tracked);
+  inFlight.set(tracked, record);
 }
 
 function start(): void {
@@ -198,9 +218,22 @@ function start(): void {
 async function stop(): Promise<void> {
   running = false;
   clearInterval(timer);
+  const stoppedAt = Date.now();
+  const activeAtEnd = redis.activeMember();
   const limit = new Promise((resolve) => setTimeout(resolve, DRAIN_LIMIT_MS));
-  await Promise.race([Promise.allSettled([...inFlight]), limit]);
+  await Promise.race([Promise.allSettled([...inFlight.keys()]), limit]);
   await Promise.race([Promise.allSettled(background), limit]);
+  // A request the drain window did not see settle counts as failed: dropping it would make a
+  // client whose requests hang look better than one whose requests fail.
+  reported = true;
+  const drainedAt = Date.now();
+  const undrained = [...inFlight.values()];
+  for (const record of undrained) {
+    record.end = drainedAt;
+    record.error = 'NotDrained';
+    record.message = `still unsettled ${DRAIN_LIMIT_MS} ms after the traffic stopped`;
+    requests.push(record);
+  }
   const result: DriverResult = {
     mode: config.mode,
     requests,
@@ -208,6 +241,9 @@ async function stop(): Promise<void> {
     switches,
     probes: redis.snapshot().stats.probes,
     skipped,
+    stoppedAt,
+    ...(activeAtEnd !== undefined ? { activeAtEnd } : {}),
+    undrained: undrained.length,
     failures,
   };
   process.send?.({ type: 'done', result }, () => process.exit(0));

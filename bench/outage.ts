@@ -8,6 +8,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from '@upstash/redis';
+import { DEFAULTS } from '../src/config.js';
 import { MemberGroup } from './lib/remote-cluster.js';
 import { round, sleep, summarize } from './lib/stats.js';
 import { type Chart, lineChart, PALETTE, type Series } from './lib/svg.js';
@@ -15,6 +16,15 @@ import type { AttemptRecord, DriverConfig, DriverResult, RequestRecord } from '.
 
 const DRIVER = fileURLToPath(new URL('./outage-driver.ts', import.meta.url));
 const READ_KEYS = 100;
+/** Neither configuration sets these: both clients run with the library's defaults. */
+const ATTEMPT_TIMEOUT_MS = DEFAULTS.timeoutMs;
+const DEADLINE_MS = DEFAULTS.deadlineMs;
+/**
+ * A client that sent more than one workload attempt to the faulty member in the last second
+ * before the traffic stopped is still on it (at 50 requests/s one that is sends ~50; a lone
+ * trial attempt is not "still on it").
+ */
+const STILL_ON_WINDOW_MS = 1000;
 
 export type Fault = 'kill' | 'sigstop';
 type Mode = DriverConfig['mode'];
@@ -61,10 +71,28 @@ export interface OutageSide {
   failedWrites: number;
   /** Failed requests by error class. */
   errors: Record<string, number>;
-  /** Requests started after the fault: latency in ms. */
-  outageLatency: { n: number; p50: number; p99: number; max: number };
-  /** ms from the fault until the last workload attempt on the faulty member. */
-  timeToHealthyMs: number;
+  /**
+   * Requests started in the outage window (the same for both clients of a scenario: from the
+   * fault to the slower client's `timeToHealthyMs` plus one attempt timeout, or to the end of the
+   * traffic if a client never left the faulty member). Latency in ms, a failed request counted
+   * as taking the whole deadline (censored: failing fast is not a good latency). `okP99`: p99
+   * of the window's successful requests alone; `failed`: the window's failed requests.
+   */
+  outageLatency: {
+    windowMs: number;
+    n: number;
+    failed: number;
+    p50: number;
+    p99: number;
+    max: number;
+    okP99: number;
+  };
+  /**
+   * ms from the fault until the last workload attempt on the faulty member settled as the
+   * client saw it (its failure event, at the attempt timeout for a hung member, or its answer):
+   * from then on no request waits on that member. null: never (still on it at the end).
+   */
+  timeToHealthyMs: number | null;
   switches: Array<{ from?: string; to: string; reason: string; afterFaultMs: number }>;
   /** Writes found executed on more than one member (counted on readable members). */
   duplicatesCounted: number;
@@ -79,6 +107,8 @@ export interface OutageSide {
   probes: Record<string, number>;
   /** The client's failed attempts after the fault, by member, kind and message. */
   attemptFailures: Record<string, number>;
+  /** Requests still unsettled at the end of the drain window (counted as failed). */
+  undrained: number;
 }
 
 export interface OutageScenario {
@@ -86,6 +116,9 @@ export interface OutageScenario {
   preFaultMs: number;
   postFaultMs: number;
   ratePerSecond: number;
+  /** The attempt timeout and deadline both clients ran with (the library's defaults). */
+  attemptTimeoutMs: number;
+  deadlineMs: number;
   sides: OutageSide[];
   /** Time series for the SVG, relative to the fault (s). */
   timeline: Record<
@@ -117,20 +150,41 @@ async function countWrites(
   return counts;
 }
 
+/**
+ * ms from the fault until the client's last workload attempt on `faulty` settled, or null if it
+ * was still sending workload attempts there when the traffic stopped. An attempt settles, for
+ * the client, at its failure event (a hung member: when the attempt timeout fires, though the
+ * fetch itself may hang on) or at its answer (the request it served ended then).
+ */
+function healthyAfter(result: DriverResult, faultAt: number, faulty: string): number | null {
+  const recent = result.attempts.filter(
+    (a) =>
+      a.purpose === 'data' && a.member === faulty && a.t >= result.stoppedAt - STILL_ON_WINDOW_MS,
+  );
+  if (result.activeAtEnd === faulty || recent.length > 1) return null;
+  let last = faultAt;
+  for (const f of result.failures) if (f.member === faulty) last = Math.max(last, f.at);
+  for (const r of result.requests) if (r.ok && r.member === faulty) last = Math.max(last, r.end);
+  return last - faultAt;
+}
+
 function analyse(
   result: DriverResult,
   faultAt: number,
   faulty: string,
   counts: Map<string, Record<string, number>>,
+  healthyMs: number | null,
+  windowEnd: number,
 ): OutageSide {
   const requests = result.requests;
   const errors: Record<string, number> = {};
   for (const r of requests) if (!r.ok) errors[r.error ?? '?'] = (errors[r.error ?? '?'] ?? 0) + 1;
-  const during = requests.filter((r) => r.start >= faultAt).map((r) => r.end - r.start);
-  const s = summarize(during);
-  const lastOnFaulty = result.attempts
-    .filter((a) => a.purpose === 'data' && a.member === faulty && a.t >= faultAt)
-    .reduce((max, a) => Math.max(max, a.t), faultAt);
+  const inWindow = requests.filter((r) => r.start >= faultAt && r.start < windowEnd);
+  const censored = inWindow.map((r) =>
+    r.ok ? r.end - r.start : Math.max(r.end - r.start, DEADLINE_MS),
+  );
+  const s = summarize(censored);
+  const ok = summarize(inWindow.filter((r) => r.ok).map((r) => r.end - r.start));
 
   // Per write key: members where an attempt may have executed it.
   const possibly = new Map<string, Set<string>>();
@@ -159,8 +213,16 @@ function analyse(
     failedReads: requests.filter((r) => r.kind === 'read' && !r.ok).length,
     failedWrites: writes.filter((r) => !r.ok).length,
     errors,
-    outageLatency: { n: s.n, p50: round(s.p50), p99: round(s.p99), max: round(s.max) },
-    timeToHealthyMs: lastOnFaulty - faultAt,
+    outageLatency: {
+      windowMs: windowEnd - faultAt,
+      n: s.n,
+      failed: inWindow.filter((r) => !r.ok).length,
+      p50: round(s.p50),
+      p99: round(s.p99),
+      max: round(s.max),
+      okP99: round(ok.p99),
+    },
+    timeToHealthyMs: healthyMs,
     switches: result.switches
       .filter((sw) => sw.at >= faultAt)
       .map((sw) => ({ ...sw, afterFaultMs: sw.at - faultAt })),
@@ -176,6 +238,7 @@ function analyse(
         .filter((f) => f.at >= faultAt)
         .map((f) => `${f.member} ${f.kind}: ${f.message.replace(/\d+/g, 'N')}`),
     ),
+    undrained: result.undrained,
   };
 }
 
@@ -259,13 +322,20 @@ export async function runOutage(fault: Fault, options: OutageOptions): Promise<O
       preFaultMs: options.preFaultMs,
       postFaultMs: options.postFaultMs,
       ratePerSecond: options.ratePerSecond,
+      attemptTimeoutMs: ATTEMPT_TIMEOUT_MS,
+      deadlineMs: DEADLINE_MS,
       sides: [],
       timeline: {} as OutageScenario['timeline'],
     };
-    for (const result of results) {
+    // One outage window for both clients, so their latencies cover the same stretch of time.
+    const healthy = results.map((result) => healthyAfter(result, faultAt, 'a'));
+    const windowEnd = healthy.some((h) => h === null)
+      ? stoppedAt
+      : Math.min(stoppedAt, faultAt + Math.max(...(healthy as number[])) + ATTEMPT_TIMEOUT_MS);
+    for (const [i, result] of results.entries()) {
       const keys = result.requests.filter((r) => r.kind === 'write').map((r) => r.key);
       const counts = await countWrites(cluster, readable, keys);
-      const side = analyse(result, faultAt, 'a', counts);
+      const side = analyse(result, faultAt, 'a', counts, healthy[i] ?? null, windowEnd);
       scenario.sides.push(side);
       scenario.timeline[result.mode] = timeline(
         result.requests,
@@ -276,7 +346,9 @@ export async function runOutage(fault: Fault, options: OutageOptions): Promise<O
       );
       options.log(
         `  ${fault} ${result.mode}: failed reads ${side.failedReads}, failed writes ${side.failedWrites}, ` +
-          `p99 ${side.outageLatency.p99} ms, all traffic healthy after ${side.timeToHealthyMs} ms, ` +
+          `p99 ${side.outageLatency.p99} ms (failed = ${DEADLINE_MS} ms; ok only ${side.outageLatency.okP99} ms) ` +
+          `over ${side.outageLatency.windowMs} ms, all traffic healthy after ${side.timeToHealthyMs ?? 'never'} ms, ` +
+          `undrained ${side.undrained}, ` +
           `duplicates ${side.duplicatesCounted}/${side.duplicatesPossible}`,
       );
     }
