@@ -310,9 +310,11 @@ export function stricterClass(a: SafetyClass, b: SafetyClass): SafetyClass {
  * their sources, they store something else. `MULTI ZUNIONSTORE archive 1 pending; DEL pending`
  * retried would empty the archive.
  */
-const DERIVED = words(
-  'sinterstore sunionstore sdiffstore zunionstore zinterstore zdiffstore zrangestore ' +
-    'geosearchstore bitop copy sort georadius georadiusbymember pfmerge',
+const DERIVED = new Set(
+  words(
+    'sinterstore sunionstore sdiffstore zunionstore zinterstore zdiffstore zrangestore ' +
+      'geosearchstore bitop copy sort georadius georadiusbymember pfmerge',
+  ),
 );
 
 /**
@@ -332,7 +334,7 @@ export function classifyBatch(
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
     if (safety === IDEMPOTENT) {
       writes += 1;
-      derived ||= DERIVED.includes(commandName(command));
+      derived ||= DERIVED.has(commandName(command));
     }
   }
   if (derived && writes > 1) return NON_IDEMPOTENT;
