@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalCluster, type LocalMember, startLocalCluster } from '../../src/testing/index.js';
+import { redisProcessId } from '../../src/testing/redis-process.js';
 
 // Everything here is observed from outside, the way a client would see it: the REST API with
 // plain fetch, raw RESP over TCP to redis-server, and the availability API with Basic auth.
@@ -249,6 +250,54 @@ describe('stop and process death leave nothing running', () => {
           5000,
         ),
       ).toBe('refused');
+    }
+  });
+
+  it("an app's own process.once('SIGINT') handler shuts down gracefully, undisturbed", async () => {
+    const onceFixture = fileURLToPath(new URL('./fixtures/once-sigint-child.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', onceFixture], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once('exit', (code, signal) => resolve([code, signal])),
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+        if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
+      });
+      child.once('exit', () => reject(new Error(`fixture exited early:\n${stderr}`)));
+    });
+    const { redisUrls } = JSON.parse(line) as { redisUrls: Record<string, string> };
+    const ports = Object.values(redisUrls).map(portOf);
+    const pids = await Promise.all(ports.map((port) => redisProcessId(port, 2000)));
+    expect(pids.every((pid) => typeof pid === 'number')).toBe(true);
+
+    child.kill('SIGINT');
+    expect(await exited, stderr).toEqual([0, null]);
+    expect(stdout.split('\n')).toContain('stopped');
+    for (const port of ports) expect(await tcpPing(port)).toBe('refused');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const pid of pids as number[]) {
+      expect(
+        await eventually(
+          async () => alive(pid),
+          (a) => !a,
+          5000,
+        ),
+      ).toBe(false);
     }
   });
 });
