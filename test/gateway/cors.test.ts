@@ -26,6 +26,29 @@ afterAll(async () => {
   await redisServer?.stop();
 });
 
+/**
+ * Sends `start` of a raw request to a fresh gateway, closes the gateway, then sends `rest`: a
+ * request that had started arriving before close(). Returns the response head, lower-cased.
+ */
+async function headAcrossClose(start: string, rest: string): Promise<string> {
+  const gw = await startTestGateway(redisServer, { corsOrigins: [ALLOWED] });
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+  let raw = '';
+  socket.on('data', (chunk) => {
+    raw += chunk.toString();
+  });
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(start);
+  await sleep(50);
+  const closing = gw.gateway.close();
+  await sleep(50);
+  socket.write(rest);
+  await ended;
+  await closing;
+  return raw.split('\r\n\r\n')[0]!.toLowerCase();
+}
+
 const preflight = (base: string, origin: string) =>
   request(`${base}/pipeline`, {
     method: 'OPTIONS',
@@ -112,27 +135,12 @@ describe('CORS', () => {
 
     // A request that has started arriving before close() is answered by the gateway (not cut
     // at the socket): it gets the shutdown 503, which must carry the CORS headers too.
-    const gw = await startTestGateway(redisServer, { corsOrigins: [ALLOWED] });
-    const { port } = new URL(gw.url);
-    const socket = connect(Number(port), '127.0.0.1');
-    let raw = '';
-    socket.on('data', (chunk) => {
-      raw += chunk.toString();
-    });
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     const body = '["INCR","cors-late"]';
-    socket.write('POST / HTTP/1.1\r\nhost: gateway\r\n');
-    await sleep(50);
-    const closing = gw.gateway.close();
-    await sleep(50);
-    socket.write(
+    const head = await headAcrossClose(
+      'POST / HTTP/1.1\r\nhost: gateway\r\n',
       `origin: ${ALLOWED}\r\nauthorization: Bearer ${TOKEN}\r\n` +
         `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
     );
-    await ended;
-    await closing;
-    const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
     expect(head).toMatch(/^http\/1\.1 503/);
     expect(head).toContain(`\r\n${NOT_SENT_HEADER}: 0`);
     expect(head).toContain(`\r\naccess-control-allow-origin: ${ALLOWED}`);
@@ -140,25 +148,10 @@ describe('CORS', () => {
   });
 
   it('preflights are still answered while shutting down, so the real request sees the 503', async () => {
-    const gw = await startTestGateway(redisServer, { corsOrigins: [ALLOWED] });
-    const { port } = new URL(gw.url);
-    const socket = connect(Number(port), '127.0.0.1');
-    let raw = '';
-    socket.on('data', (chunk) => {
-      raw += chunk.toString();
-    });
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write('OPTIONS /pipeline HTTP/1.1\r\nhost: gateway\r\n');
-    await sleep(50);
-    const closing = gw.gateway.close();
-    await sleep(50);
-    socket.write(
+    const head = await headAcrossClose(
+      'OPTIONS /pipeline HTTP/1.1\r\nhost: gateway\r\n',
       `origin: ${ALLOWED}\r\naccess-control-request-method: POST\r\nconnection: close\r\n\r\n`,
     );
-    await ended;
-    await closing;
-    const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
     expect(head).toMatch(/^http\/1\.1 204/);
     expect(head).toContain(`\r\naccess-control-allow-origin: ${ALLOWED}`);
   });
