@@ -79,7 +79,7 @@ const IDEMPOTENT_COMMANDS =
   'xdel xdelex xack xackdel xsetid ' +
   // trimming converges: a second run never goes past the threshold the caller asked for
   'xtrim ' +
-  'json.del json.forget json.clear json.mset json.merge';
+  'json.clear json.mset json.merge';
 
 // The non-idempotent commands need no entry: every command the table does not know is one.
 // Their list is in command-names.ts, for knownCommandNames() only.
@@ -254,6 +254,11 @@ const BY_ARGUMENTS: [names: string, entry: Entry][] = [
     range((start, stop) => (start >= 0 && stop === -1) || (start === 0 && stop < 0)),
   ],
   ['bitfield', scanFor(2, 'incrby', NON_IDEMPOTENT, IDEMPOTENT)],
+  // JSON.DEL of an array element by index (`$.a[0]`) deletes the next one on a second run
+  [
+    'json.del json.forget',
+    (command) => (/\[\s*-?\d/.test(String(command[2] ?? '')) ? NON_IDEMPOTENT : IDEMPOTENT),
+  ],
   ['copy', replaceFrom(3)],
   ['restore', replaceFrom(4)],
   ['sort', sortRule],
@@ -305,22 +310,25 @@ export function stricterClass(a: SafetyClass, b: SafetyClass): SafetyClass {
 }
 
 /**
- * Idempotent writes computed from other keys (the *STORE family, BITOP, COPY, SORT and
- * GEORADIUS with STORE, PFMERGE): run again after another write of the same batch changed
- * their sources, they store something else. `MULTI ZUNIONSTORE archive 1 pending; DEL pending`
- * retried would empty the archive.
+ * Idempotent writes whose effect depends on what another write of the same batch changed:
+ * those computed from other keys (the *STORE family, BITOP, COPY, SORT and GEORADIUS with
+ * STORE, PFMERGE) and those addressing elements by position (LSET, LTRIM, ZREMRANGEBYRANK,
+ * LREM): run again after the rest of the batch, they store or hit something else.
+ * `MULTI ZUNIONSTORE archive 1 pending; DEL pending` retried would empty the archive;
+ * `MULTI LSET l 0 x; LTRIM l -5 -1` retried overwrites an element it kept.
  */
-const DERIVED = new Set(
+const NON_COMPOSING = new Set(
   words(
     'sinterstore sunionstore sdiffstore zunionstore zinterstore zdiffstore zrangestore ' +
-      'geosearchstore bitop copy sort georadius georadiusbymember pfmerge',
+      'geosearchstore bitop copy sort georadius georadiusbymember pfmerge ' +
+      'lset ltrim zremrangebyrank lrem',
   ),
 );
 
 /**
  * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command,
- * and stricter when its writes do not compose: a write computed from other keys next to any
- * other write makes the batch non-idempotent (see DERIVED). `kind` is part of the signature
+ * and stricter when its writes do not compose: one of NON_COMPOSING next to any other write
+ * makes the batch non-idempotent. `kind` is part of the signature
  * because a transaction is the same unit of retry: a `multi-exec` of reads is still a read.
  */
 export function classifyBatch(
@@ -328,16 +336,16 @@ export function classifyBatch(
   _kind: 'pipeline' | 'multi-exec',
 ): SafetyClass {
   let writes = 0;
-  let derived = false;
+  let composes = true;
   for (const command of commands) {
     const safety = Array.isArray(command) ? classifyCommand(command) : NON_IDEMPOTENT;
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
     if (safety === IDEMPOTENT) {
       writes += 1;
-      derived ||= DERIVED.has(commandName(command));
+      if (NON_COMPOSING.has(commandName(command))) composes = false;
     }
   }
-  if (derived && writes > 1) return NON_IDEMPOTENT;
+  if (!composes && writes > 1) return NON_IDEMPOTENT;
   return writes > 0 ? IDEMPOTENT : READ;
 }
 

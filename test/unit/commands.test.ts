@@ -79,6 +79,11 @@ describe('classifyCommand by name', () => {
       [['hpersist', 'h', 'FIELDS', 1, 'f'], IDEM],
       [['hgetex', 'h', 'EX', 10, 'FIELDS', 1, 'f'], IDEM],
       [['json.del', 'j', '$.a'], IDEM],
+      [['json.del', 'j'], IDEM],
+      [['json.forget', 'j', '$.a[?(@.id==1)]'], IDEM],
+      // an array element by index: a second run deletes the next one
+      [['json.del', 'j', '$.a[0]'], NON],
+      [['json.forget', 'j', '$.items[ -1 ]'], NON],
       [['json.merge', 'j', '$', '{"a":1}'], IDEM],
       [['incr', 'k'], NON],
       [['incrby', 'k', 2], NON],
@@ -376,6 +381,23 @@ describe('classifyBatch', () => {
       // alone, or with reads only, it stays what it is
       expect(classifyBatch([derived, ['get', 'x']], 'multi-exec')).toBe(IDEM);
     }
+    // elements addressed by position: LSET after LTRIM (or the other way) hits another one
+    const trimAndSet = [
+      ['lset', 'l', 0, 'x'],
+      ['ltrim', 'l', -5, -1],
+    ];
+    expect(classifyCommand(trimAndSet[0]!)).toBe(IDEM);
+    expect(classifyCommand(trimAndSet[1]!)).toBe(IDEM);
+    expect(classifyBatch(trimAndSet, 'multi-exec')).toBe(NON);
+    expect(
+      classifyBatch(
+        [
+          ['lset', 'l', 0, 'x'],
+          ['get', 'k'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(IDEM);
     // SORT and GEORADIUS without STORE are reads: no effect on the batch
     expect(
       classifyBatch(
