@@ -194,10 +194,15 @@ export class FailoverCore {
       return;
     }
     if (outcome.kind === 'config') return;
-    // Our own abort (request gone) says nothing about the member, and neither does a timeout
-    // the call's deadline cut short: a member slower than the caller's budget is not failing.
+    // Our own abort (request gone) says nothing about the member. Nor does a timeout the call's
+    // deadline cut short, for the circuit: a member slower than the caller's budget is not
+    // failing; but it may be hanging, so a probe with the full timeout decides, now.
     const reason = outcome.error instanceof MemberRequestError ? outcome.error.reason : undefined;
-    if (reason === 'aborted' || (reason === 'timeout' && timeoutMs < o.timeoutMs)) return;
+    if (reason === 'aborted') return;
+    if (reason === 'timeout' && timeoutMs < o.timeoutMs) {
+      this.store.suspect(name, outcome.error.message, now);
+      return;
+    }
     const event = this.store.recordFailure(
       name,
       outcome.kind,

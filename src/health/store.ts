@@ -251,6 +251,18 @@ export class HealthStore {
   }
 
   /**
+   * A failure that says too little to count against the circuit (a timeout the call's deadline
+   * cut short): the member is checked at the next refresh, and that refresh is due now, so a
+   * member that hangs is still found out by a probe with its full timeout.
+   */
+  suspect(name: string, message: string, now: number): void {
+    const r = this.records.get(name);
+    if (!r) return;
+    r.lastError = { kind: 'unknown-outcome', message, at: now };
+    this.nextRefreshAt = Math.min(this.nextRefreshAt, now);
+  }
+
+  /**
    * A health check's verdict. Unhealthy takes the member out of selection (without touching
    * its circuit, which counts request failures); a healthy verdict closes a half-open circuit,
    * and a failed one re-opens it for another grace period.
@@ -320,11 +332,12 @@ export class HealthStore {
       // record before carries the record's own time and is not "local" (else every refresh
       // would re-probe each member the record reports down).
       const ownCheck = r.checkedAt !== undefined && r.checkedAt !== r.sharedCheckedAt;
+      const failedSince = (r.lastError?.at ?? -Infinity) > remote.checkedAt;
       const localIsNewer =
         (ownCheck && remote.checkedAt <= r.checkedAt!) ||
-        (remote.status === 'healthy' && (r.lastError?.at ?? -Infinity) > remote.checkedAt);
+        (remote.status === 'healthy' && failedSince);
       if (localIsNewer) {
-        if (r.status === 'unhealthy' || r.circuit.open) keptLocal.push(name);
+        if (r.status === 'unhealthy' || r.circuit.open || failedSince) keptLocal.push(name);
         continue;
       }
       // The record's own check time and healthy streak, not the time of this merge.

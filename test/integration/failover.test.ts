@@ -262,6 +262,24 @@ describe('request-scoped failover', () => {
     expect(slow.switches[0]).toMatchObject({ from: 'a', reason: 'circuit' });
   });
 
+  it('a member that hangs under a tight request budget is found out by a probe, not left in place', async () => {
+    // Refreshes only when something asks for one: the timeouts cut short must ask.
+    const { redis } = client({ health: { intervalMs: 60_000, probeTimeoutMs: 300 } });
+    await redis.refreshAll();
+    await cluster.pause('a');
+    const served: Array<string | undefined> = [];
+    for (let i = 0; i < 15 && served.at(-1) !== 'b'; i++) {
+      const scoped = redis.scope({ deadlineMs: 300 }); // less than timeoutMs (500)
+      await scoped.get('x').catch(() => undefined);
+      served.push(scoped.servedBy);
+      await sleep(100);
+    }
+    expect(served.at(-1)).toBe('b');
+    const a = redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect(a.status).toBe('unhealthy'); // the probe's verdict
+    expect(a.consecutiveFailures).toBe(0); // not the circuit's
+  });
+
   it('a late answer from a request sent before the circuit opened does not end its grace period', async () => {
     // Two clients over the same members share one health store; the patient one's read is
     // still waiting on a when the impatient one's timeouts open a's circuit.

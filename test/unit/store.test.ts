@@ -92,6 +92,20 @@ describe('merging the shared record', () => {
     expect(store.applyShared(shared, 120_000, 8000).keptLocal).toEqual(['b']);
   });
 
+  it('asks to check a member suspected here after the record (a timeout the deadline cut short)', () => {
+    const store = storeOf();
+    const shared = record(store, 1000, {
+      a: { status: 'healthy', checkedAt: 1000 },
+      b: { status: 'healthy', checkedAt: 1000 },
+    });
+    expect(store.applyShared(shared, 120_000, 1000).keptLocal).toEqual([]);
+    store.nextRefreshAt = 10_000;
+    store.suspect('a', 'member "a" did not answer within 100 ms', 2000);
+    expect(store.nextRefreshAt).toBe(2000); // the next request refreshes
+    expect(store.applyShared(shared, 120_000, 2100).keptLocal).toEqual(['a']);
+    expect(store.records.get('a')!.circuit.consecutiveFailures).toBe(0);
+  });
+
   it('asks to check a member the record does not list (added here at run time)', () => {
     const store = storeOf();
     store.addMember(members([{}, {}, {}])[2]!);
