@@ -197,7 +197,10 @@ export class FailoverRedis extends Redis {
 /** Builds a failover client. Construction does no I/O, so it is fine at module scope. */
 export function createFailoverRedis(options: FailoverOptions): FailoverRedis {
   const resolved = resolveOptions(options);
-  const emitter = new Emitter();
+  // A listener's failure must not break a request, nor pass unseen.
+  const emitter = new Emitter((error) =>
+    console.error('redis-edge-failover: an event listener failed:', error),
+  );
   const core = new FailoverCore(resolved, healthStoreFor(resolved.members), emitter);
   if (options.on?.switch) emitter.on('switch', options.on.switch);
   if (options.on?.health) emitter.on('health', options.on.health);

@@ -213,6 +213,8 @@ async function withTimeout(
     promise,
     new Promise<void>((resolve) => {
       stop = () => resolve();
+      // A listener added to a signal that has already aborted would never fire.
+      if (signal?.aborted) return stop();
       timer = setTimeout(stop, Math.max(0, ms));
       signal?.addEventListener('abort', stop, { once: true });
     }),

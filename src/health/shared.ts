@@ -16,7 +16,10 @@ export interface SharedMemberHealth {
 
 export interface SharedHealth {
   version: 1;
-  /** Fingerprint of the member list the record describes (names and URLs, no secrets). */
+  /**
+   * Fingerprint of the member config the record describes (names, URLs, weights, locations,
+   * availability settings; no secrets): see `storeKey`.
+   */
   key: string;
   /** When the record was made. */
   at: number;

@@ -417,7 +417,9 @@ export function storeKey(members: readonly ResolvedMember[]): string {
       const a = m.availability;
       let key = `${m.name}=${m.url}`;
       if (m.weight !== 1) key += ` weight=${m.weight}`;
-      if (m.location) key += ` location=${JSON.stringify(m.location)}`;
+      const l = m.location;
+      // Normalised: the same place written with its keys or colos in another order is one key.
+      if (l) key += ` location=${l.lat ?? ''},${l.lon ?? ''},${[...(l.colos ?? [])].sort()}`;
       if (a) key += ` availability=${a.url} ${a.bdbUid ?? ''} ${a.lagToleranceMs} ${!!a.local}`;
       return key;
     })

@@ -361,6 +361,14 @@ describe('refresh on traffic', () => {
     setTimeout(() => caller.abort(new Error('client went away')), 100);
     await expect(read).rejects.toThrow('client went away');
     expect(performance.now() - started).toBeLessThan(100 + 300);
+
+    // aborted before the call: no wait at all
+    resetHealthStores();
+    const colder = client({ health: { initialization: { policy: 'all', timeoutMs: 2000 } } });
+    started = performance.now();
+    const gone = AbortSignal.abort(new Error('gone before it started'));
+    await expect(colder.redis.scope({ signal: gone }).get('x')).rejects.toThrow('gone before');
+    expect(performance.now() - started).toBeLessThan(300);
   });
 });
 

@@ -149,6 +149,14 @@ describe('one store per configuration', () => {
     }).members;
     expect(healthStoreFor(otherPassword)).toBe(healthStoreFor(withApi));
     expect(storeKey(otherPassword)).not.toContain('pw-SECRET-42');
+    // the same place, written in another order, is the same configuration
+    const here = resolveOptions({
+      members: members([{ location: { lat: 1, lon: 2, colos: ['FRA', 'AMS'] } }, {}]),
+    }).members;
+    const sameHere = resolveOptions({
+      members: members([{ location: { colos: ['AMS', 'FRA'], lon: 2, lat: 1 } }, {}]),
+    }).members;
+    expect(storeKey(sameHere)).toBe(storeKey(here));
     resetHealthStores();
   });
 });
