@@ -57,7 +57,10 @@ export class AmbiguousWriteError extends FailoverError {
 
 export interface MemberAttemptFailure {
   member: string;
-  /** `not-sent`, `unknown-outcome`, or `skipped` when the deadline left no time for it. */
+  /**
+   * `not-sent`, `unknown-outcome`, or `skipped`: the deadline left no time for it, or this
+   * client holds no token for it (a member another client added or moved).
+   */
   kind: 'not-sent' | 'unknown-outcome' | 'skipped';
   message: string;
 }

@@ -249,6 +249,11 @@ interface HedgedAttempt {
   promise: Promise<{ attempt: HedgedAttempt; outcome: AttemptOutcome }>;
 }
 
+/** A member this client holds no token for (added or moved by another client): not tried. */
+function noToken(call: Call, member: string): void {
+  call.failures.push({ member, kind: 'skipped', message: 'this client has no token for it' });
+}
+
 /** `#settle`'s answer when the call goes on to the next member. */
 const TRY_NEXT = Symbol('try next');
 
@@ -287,13 +292,17 @@ export class FailoverRequester implements Requester {
 
     const coldStart = core.refreshIfStale(scope, deadlineAt);
     if (coldStart) await coldStart;
-    const ordered = this.pinnedFirst(core.select(scope.hints).order);
+    const selection = core.select(scope.hints);
+    const ordered = selection.locked ? selection.order : this.pinnedFirst(selection.order);
+    // The forced member alone while the lock holds, unless this client cannot reach it at all
+    // (no token for it): then the lock would only make every command fail.
+    const only = !o.requestFailover || (selection.locked && core.transport(ordered[0]!));
     const call: Call = {
       request,
       label: request.kind === 'command' ? commandName(request.command) : request.kind,
       retrySafe: safety !== 'non-idempotent-write',
       deadlineAt,
-      order: o.requestFailover ? ordered : ordered.slice(0, 1),
+      order: only ? ordered.slice(0, 1) : ordered,
       next: 0,
       failures: [],
     };
@@ -334,7 +343,10 @@ export class FailoverRequester implements Requester {
       if (!options) return undefined;
       const member = order[call.next++]!;
       const transport = this.core.transport(member);
-      if (!transport) continue;
+      if (!transport) {
+        noToken(call, member);
+        continue;
+      }
       const outcome = await transport.send(call.request, options);
       const settled = this.settle(call, member, outcome, call.next < order.length, options);
       if (settled !== TRY_NEXT) return settled;
@@ -361,7 +373,10 @@ export class FailoverRequester implements Requester {
         if (!options) return false;
         const member = order[call.next++]!;
         const transport = this.core.transport(member);
-        if (!transport) continue;
+        if (!transport) {
+          noToken(call, member);
+          continue;
+        }
         const onAbort = () => controller.abort(scope.signal?.reason);
         scope.signal?.addEventListener('abort', onAbort, { once: true });
         const attempt: HedgedAttempt = {
@@ -439,7 +454,12 @@ export class FailoverRequester implements Requester {
     core.recordOutcome(member, outcome, options.timeoutMs);
     if (outcome.kind === 'ok') {
       scope.servedBy = member;
-      if (scope.pin) scope.pinned = member;
+      const kept = scope.pinned;
+      // Re-pin when the pinned member failed or was out of this call's lead; not when another
+      // member merely won a hedged read from it.
+      if (scope.pin && (kept !== call.order[0] || call.failures.some((f) => f.member === kept))) {
+        scope.pinned = member;
+      }
       return outcome.reply;
     }
     if (outcome.kind === 'config') {

@@ -50,11 +50,13 @@ export interface SelectionInput {
 }
 
 export interface Selection {
-  /**
-   * Members to try, in order: the active one first, every member exactly once; only the forced
-   * member while `forceActiveMember` holds.
-   */
+  /** Members to try, in order: the active one first, every member exactly once. */
   order: string[];
+  /**
+   * `forceActiveMember` holds: only the first member may be tried (the others are locked out
+   * for maintenance, as Jedis' forceActiveDatabase does).
+   */
+  locked?: boolean;
   active: string | undefined;
   /** Set when the active member changes for a reason worth an event. */
   switched?: { from: string | undefined; to: string; reason: SwitchReason };
@@ -214,10 +216,10 @@ export function selectMembers(input: SelectionInput): Selection {
 
   const order: string[] = [];
   if (next) order.push(next.name);
-  // A forced member locks the others out (maintenance, as Jedis' forceActiveDatabase does).
-  if (!forcedMember) for (const m of ranked) if (m !== next) order.push(m.name);
+  for (const m of ranked) if (m !== next) order.push(m.name);
 
   const selection: Selection = { order, active: next?.name };
+  if (forcedMember) selection.locked = true;
   if (next && next.name !== input.active && reason) {
     selection.switched = { from: input.active, to: next.name, reason };
   }

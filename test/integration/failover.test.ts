@@ -370,6 +370,22 @@ describe('request-scoped failover', () => {
     await cluster.resume('c');
   });
 
+  it('a hedged read won by another member does not move a pinned request off its member', async () => {
+    const { redis } = client({ hedgeAfterMs: 100, timeoutMs: 2000, health: { enabled: false } });
+    await plainOn('b').set('hedge:pin', 'b');
+    await redis.refreshAll();
+    const scoped = redis.scope({ pin: true });
+    await scoped.get('hedge:pin');
+    expect(scoped.pinnedMember).toBe('a');
+    await cluster.pause('a');
+    const slowRead = scoped.get('hedge:pin'); // a is slow, b answers the hedge
+    await sleep(300);
+    await cluster.resume('a');
+    expect(await slowRead).toBe('b');
+    expect(scoped.servedBy).toBe('b');
+    expect(scoped.pinnedMember).toBe('a'); // slow, not failed: the request stays on a
+  });
+
   it('a hedged read whose first member is down moves on at once, not after the hedge delay', async () => {
     const { redis } = client({ hedgeAfterMs: 1000, timeoutMs: 2000 });
     await plainOn('b').set('hedge:down', 'b');

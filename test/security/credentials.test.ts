@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFailoverRedis, type MemberConfig } from '../../src/index.js';
+import { AllMembersFailedError, createFailoverRedis, type MemberConfig } from '../../src/index.js';
 import type { LocalCluster } from '../../src/testing/index.js';
 import { useOwnCluster } from '../support/own-cluster.js';
 import { basic, type RecordedRequest, recordingFetch } from './helpers.js';
@@ -150,6 +150,21 @@ describe('credentials stay with their own member', () => {
     const cOrigin = new URL(c.url).origin;
     expect(readerLog.some((r) => r.url.origin === cOrigin)).toBe(false);
     expect(checkRouting(readerLog).rest).toEqual(new Set(['a']));
+
+    // Even a lock on the moved member does not strand the reader, which cannot reach it: its
+    // commands go to the members it holds tokens for, and the error says why b was not tried.
+    admin.forceActiveMember('b', 60_000);
+    expect(await reader.get('sec:moved')).toBe('reader');
+    expect(readerLog.some((r) => r.url.origin === cOrigin)).toBe(false);
+    await cluster.kill('a');
+    const error = await reader.get('sec:moved').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AllMembersFailedError);
+    expect((error as AllMembersFailedError).failures).toContainEqual({
+      member: 'b',
+      kind: 'skipped',
+      message: 'this client has no token for it',
+    });
+    await cluster.restart('a');
   });
 
   it('two clients with different tokens for the same URLs never borrow each other tokens', async () => {

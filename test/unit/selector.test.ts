@@ -130,12 +130,12 @@ describe('selectMembers', () => {
       view('c', 1),
     ];
     const forced = { name: 'b', until: 20_000 };
-    expect(selectMembers(input(members, { active: 'b', forced })).order).toEqual(['b']);
-    expect(selectMembers(input(members, { active: 'b', forced, now: 20_000 })).order).toEqual([
-      'a',
-      'c',
-      'b',
-    ]);
+    const held = selectMembers(input(members, { active: 'b', forced }));
+    expect(held.order[0]).toBe('b');
+    expect(held.locked).toBe(true);
+    const lifted = selectMembers(input(members, { active: 'b', forced, now: 20_000 }));
+    expect(lifted.order).toEqual(['a', 'c', 'b']);
+    expect(lifted.locked).toBeUndefined();
   });
 
   it('with proximity, prefers the member nearest to the request', () => {
