@@ -86,18 +86,17 @@ export class FailoverCore {
     if (!record || own?.url !== record.member.url) return undefined;
     const { member } = record;
     const token = own.token;
-    const cached = this.store.transports.get(name);
     const cancelAlways = this.options.cancellation === 'always';
     const readYourWrites = this.options.readYourWrites;
-    if (
-      cached &&
-      cached.token === token &&
-      cached.fetch === this.options.fetch &&
-      cached.cancelAlways === cancelAlways &&
-      cached.readYourWrites === readYourWrites
-    ) {
-      return cached.transport;
+    let forMember = this.store.transports.get(name);
+    if (!forMember) {
+      forMember = new Map();
+      this.store.transports.set(name, forMember);
     }
+    // Never serialised: the store's transports are not part of any snapshot.
+    const setup = `${readYourWrites} ${cancelAlways} ${token}`;
+    const cached = forMember.get(setup);
+    if (cached && cached.fetch === this.options.fetch) return cached.transport;
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
       readYourWrites,
       cancelAlways,
@@ -107,13 +106,7 @@ export class FailoverCore {
       { name: member.name, url: member.url, token },
       transportOptions,
     );
-    this.store.transports.set(name, {
-      token,
-      fetch: this.options.fetch,
-      cancelAlways,
-      readYourWrites,
-      transport,
-    });
+    forMember.set(setup, { fetch: this.options.fetch, transport });
     return transport;
   }
 

@@ -97,16 +97,14 @@ export class HealthStore {
   activeSince = 0;
   forced: { name: string; until: number } | undefined;
   readonly switches: SwitchEvent[] = [];
-  /** Transports per member, kept here so per-request clients keep each member's sync token. */
+  /**
+   * Transports per member and per client setup (token, readYourWrites, cancellation), kept here
+   * so per-request clients keep each member's sync token; clients set up differently keep
+   * their own rather than replacing each other's on every call.
+   */
   readonly transports = new Map<
     string,
-    {
-      token: string;
-      fetch: typeof fetch | undefined;
-      cancelAlways: boolean;
-      readYourWrites: boolean;
-      transport: MemberTransport;
-    }
+    Map<string, { fetch: typeof fetch | undefined; transport: MemberTransport }>
   >();
   /** Database uids found by availability-API discovery, per member. */
   readonly uidCache = new Map<string, number>();

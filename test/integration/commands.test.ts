@@ -224,6 +224,14 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     syncTokens.length = 0;
     await without.get('cmd:ryw');
     expect(syncTokens).toEqual([null]);
+    // alternating, each keeps its own: the reader of its writes still sends its token
+    syncTokens.length = 0;
+    await scoped.get('cmd:ryw');
+    await without.get('cmd:ryw');
+    await scoped.get('cmd:ryw');
+    expect(syncTokens[0]).toMatch(/\S/);
+    expect(syncTokens[1]).toBeNull();
+    expect(syncTokens[2]).toMatch(/\S/);
   });
 
   it("auto-pipelining keeps the client's own methods working, scopes included", async () => {
