@@ -18,6 +18,33 @@ import { badRequest, payloadTooLarge } from './errors.js';
  */
 export const OVERSIZE_DRAIN_BYTES = 64 * 1024 * 1024;
 
+/**
+ * How long an oversized body is drained before the gateway gives up and answers (with
+ * `connection: close`): a client trickling a body it knows is too large must not hold the
+ * connection until the server's request timeout.
+ */
+export const OVERSIZE_DRAIN_MS = 5000;
+
+const EXPIRED = Symbol('drain time over');
+
+/** The next chunk, or EXPIRED when `ms` pass first. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+): Promise<ReadableStreamReadResult<Uint8Array> | typeof EXPIRED> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      reader.read(),
+      new Promise<typeof EXPIRED>((resolve) => {
+        timer = setTimeout(() => resolve(EXPIRED), Math.max(0, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads the body, refusing more than `limit` bytes. Empty body: an empty buffer. */
 export async function readBody(request: Request, limit: number): Promise<Buffer> {
   const budget = limit + OVERSIZE_DRAIN_BYTES;
@@ -30,14 +57,19 @@ export async function readBody(request: Request, limit: number): Promise<Buffer>
   let size = 0;
   // Once over the limit, the rest is read to the end and dropped (see OVERSIZE_DRAIN_BYTES).
   let over = Number.isFinite(declared) && declared > limit;
+  let drainUntil = over ? Date.now() + OVERSIZE_DRAIN_MS : Number.POSITIVE_INFINITY;
   for (;;) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
+    let chunk: ReadableStreamReadResult<Uint8Array> | typeof EXPIRED;
     try {
-      chunk = await reader.read();
+      chunk = over ? await readWithin(reader, drainUntil - Date.now()) : await reader.read();
     } catch {
       // The client aborted the upload; nobody will read the answer, but it must not be a 500.
       if (over) throw payloadTooLarge(limit, false);
       throw badRequest('request body could not be read (connection closed while sending)');
+    }
+    if (chunk === EXPIRED) {
+      await reader.cancel().catch(() => {});
+      throw payloadTooLarge(limit, false);
     }
     const { done, value } = chunk;
     if (done) break;
@@ -48,6 +80,7 @@ export async function readBody(request: Request, limit: number): Promise<Buffer>
       throw payloadTooLarge(limit, false);
     }
     if (over || size > limit) {
+      if (!over) drainUntil = Date.now() + OVERSIZE_DRAIN_MS;
       over = true;
       chunks.length = 0;
     } else {

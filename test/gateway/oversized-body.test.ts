@@ -1,6 +1,6 @@
 import { Agent, type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { OVERSIZE_DRAIN_BYTES } from '../../src/gateway/input.js';
+import { OVERSIZE_DRAIN_BYTES, OVERSIZE_DRAIN_MS } from '../../src/gateway/input.js';
 import {
   AllMembersFailedError,
   AmbiguousWriteError,
@@ -167,6 +167,28 @@ describe('an oversized body gets a 413 with a JSON { error }, not a reset', () =
       agent.destroy();
     }
   });
+
+  it('a client trickling an oversized body is answered after the drain time, not held', async () => {
+    const agent = new Agent({ keepAlive: false });
+    try {
+      const started = performance.now();
+      // Over the limit at once, then a byte a second: 30 s of upload if nobody stopped it.
+      const pieces = [
+        Buffer.alloc(LIMIT + 10, 'x'),
+        ...Array.from({ length: 30 }, () => Buffer.from('x')),
+      ];
+      const reply = await slowPost(agent, { ...auth, 'content-length': LIMIT + 40 }, pieces, 1000);
+      const elapsed = performance.now() - started;
+      expect(reply.status).toBe(413);
+      expect(reply.body).toEqual({ error: MESSAGE, code: 'PAYLOAD_TOO_LARGE' });
+      expect(reply.sentAll).toBe(false);
+      expect(reply.headers.connection).toBe('close');
+      expect(elapsed).toBeGreaterThan(OVERSIZE_DRAIN_MS - 100);
+      expect(elapsed).toBeLessThan(OVERSIZE_DRAIN_MS + 3000);
+    } finally {
+      agent.destroy();
+    }
+  }, 20_000);
 
   it('a declared length too far over the limit to read is refused at once, with connection: close', async () => {
     const agent = new Agent({ keepAlive: false });
