@@ -30,17 +30,18 @@ export const SAMPLE_WORKER = 'workers/sample/index.ts';
  * about 2.3 KB gzip: even all of them out would leave ~11.5 KB. This is a regression guard at
  * today's size plus a little, not the goal.
  *
- * Raised from 14.5 to 15 KB on 2026-11-26: fixing what two reviews found (the cron starting from
- * the last record, tokens bound to their URL and checked as header values, batches whose writes
- * do not compose, a cold start bounded by the deadline, auto-pipelining's unbound methods, a
- * deadline-cut timeout not held against a member, ...) took the client from 13.8 to 14.5 KB.
+ * Raised from 14.5 to 15.5 KB on 2026-11-26: fixing what the day's code reviews found (the cron
+ * starting from the last record, tokens bound to their URL and checked as header values,
+ * batches whose writes do not compose, a cold start bounded by the deadline, auto-pipelining's
+ * unbound methods, lag and shared-record merge rules, a member suspected after a cut timeout,
+ * a forced lock a client cannot reach, ...) took the client from 13.8 to 14.9 KB.
  * Measured the same day, before those fixes: cutting the shared tier, manual controls,
  * proximity, hedging, initialization and the availability-API probe out of `.` left 10.5 KB
  * (27.1 KB minified), and shortening every message over 30 characters on top of that 10.0 KB.
  * 10 KB is out of reach without moving the design's own features out of `.` and cutting the
  * error messages that name what went wrong.
  */
-export const CORE_BUDGET_GZIP_BYTES = 15 * 1024;
+export const CORE_BUDGET_GZIP_BYTES = 15.5 * 1024;
 export const CORE_GOAL_GZIP_BYTES = 10 * 1024;
 
 export interface BundleSize {
