@@ -10,14 +10,36 @@ import { backendConnectionLost } from './errors.js';
  *
  * Each stream owns a dedicated backend connection (subscriber mode cannot serve other
  * commands), closed when the client goes away, when the backend connection drops (the client
- * should resubscribe rather than silently miss messages), when the client falls too far behind
- * (see `StreamOptions.maxBufferBytes`), or when the gateway shuts down.
+ * should resubscribe rather than silently miss messages), when the client falls too far behind,
+ * or when the gateway shuts down.
+ *
+ * Backpressure: the events of one socket read are sent as one chunk, and once more than
+ * `STREAM_HIGH_WATER_BYTES` wait for the HTTP client, a subscription stops reading its backend
+ * socket until the client drains them. The backlog then stays in Redis, whose own limit for
+ * subscribers (`client-output-buffer-limit pubsub`) decides when a reader is too slow: Redis
+ * closes the connection, the stream sees it and cuts the client off. MONITOR is not paused:
+ * its connection is a 'normal' client, for which Redis sets no limit by default, so the
+ * gateway keeps reading and `StreamOptions.maxBufferBytes` is the limit.
  */
 
 export type StreamKind = 'subscribe' | 'psubscribe' | 'monitor';
 
 /** Comment line that keeps proxies from timing out idle streams and reveals dead clients. */
 const HEARTBEAT_MS = 15_000;
+
+/** Bytes waiting for the HTTP client past which a subscription stops reading from Redis. */
+const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** Heap a queued chunk costs beyond its bytes (Uint8Array, its buffer, the queue entry). */
+const CHUNK_OVERHEAD_BYTES = 256;
+
+/**
+ * While a subscription is paused, it cannot see Redis close the connection (the close waits
+ * behind the unread data). An empty line, which Redis ignores without replying, is written this
+ * often: to a connection Redis has closed, the first one draws a reset and the next one fails,
+ * which ends the connection.
+ */
+const PAUSED_PROBE_MS = 500;
 
 export interface StreamOptions {
   kind: StreamKind;
@@ -30,10 +52,11 @@ export interface StreamOptions {
   /** Open streams, so shutdown can end them; the stream removes itself when it ends. */
   registry: Set<() => void>;
   /**
-   * Most bytes of events queued for a client that reads slower than they arrive (or not at
-   * all). Past it the client is cut off, as Redis cuts off a slow subscriber
-   * (`client-output-buffer-limit pubsub`): its connection is closed, the queue dropped and the
-   * backend connection released, so one stalled reader cannot grow the gateway without bound.
+   * Most bytes (each queued chunk counted with its overhead) the gateway holds for a client
+   * that reads slower than events arrive (or not at all). Past it the client is cut off, as
+   * Redis cuts off a slow client: its connection is closed, the queue dropped and the backend
+   * connection released. A subscription pauses its backend connection long before (see
+   * above), so this is the limit for MONITOR and a last resort for subscriptions.
    */
   maxBufferBytes: number;
   /**
@@ -48,6 +71,7 @@ export interface StreamOptions {
  * `data:` lines, which standard EventSource readers join back with `\n`.
  */
 function frame(data: string): string {
+  if (!/[\r\n]/.test(data)) return `data: ${data}\n\n`;
   return `${data
     .split(/\r\n|\r|\n/)
     .map((line) => `data: ${line}`)
@@ -59,22 +83,40 @@ export async function openStream(options: StreamOptions): Promise<Response> {
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let ended = false;
+  // A subscription pauses its backend socket rather than queue past this (never above half
+  // the hard limit, so a paused stream stays clear of it); MONITOR never pauses.
+  const pausable = kind !== 'monitor';
+  const highWater = pausable
+    ? Math.min(STREAM_HIGH_WATER_BYTES, Math.floor(maxBufferBytes / 2))
+    : 0;
+  let paused = false;
+  let probe: ReturnType<typeof setInterval> | undefined;
 
-  // Queue size counted in bytes: `desiredSize` is then minus the bytes not yet taken by the
-  // HTTP response, which stops taking them while the client's socket is not draining.
+  // Queue size counted in bytes plus a per-chunk overhead: `desiredSize` is then `highWater`
+  // minus what the HTTP response has not taken yet (it stops taking while the client's socket
+  // is not draining), and `pull()` runs whenever the response takes a chunk below `highWater`.
   const body = new ReadableStream<Uint8Array>(
     {
       start(c) {
         controller = c;
       },
+      pull() {
+        resume();
+      },
       cancel() {
         stop();
       },
     },
-    { highWaterMark: 0, size: (chunk) => chunk.byteLength },
+    { highWaterMark: highWater, size: (chunk) => chunk.byteLength + CHUNK_OVERHEAD_BYTES },
   );
+  const queued = () => highWater - (controller.desiredSize ?? 0);
 
-  const push = (chunk: string) => {
+  // Events arriving in one socket read (ioredis emits them synchronously) are joined into one
+  // chunk, sent once the read has been handled.
+  let batch: string[] = [];
+  const flush = () => {
+    const chunk = batch.join('');
+    batch = [];
     if (ended) return;
     try {
       controller.enqueue(encoder.encode(chunk));
@@ -82,19 +124,45 @@ export async function openStream(options: StreamOptions): Promise<Response> {
       stop();
       return;
     }
-    if (-(controller.desiredSize ?? 0) > maxBufferBytes) overflow();
+    if (queued() > maxBufferBytes) overflow();
+    else if (pausable && queued() >= highWater) pause();
+  };
+  const push = (chunk: string) => {
+    if (ended) return;
+    if (batch.length === 0) queueMicrotask(flush);
+    batch.push(chunk);
   };
   const send = (data: string) => push(frame(data));
 
   const heartbeat = setInterval(() => push(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
 
+  function pause(): void {
+    if (paused || ended) return;
+    paused = true;
+    connection.stream?.pause();
+    probe = setInterval(() => {
+      const socket = connection.stream;
+      if (socket && !socket.destroyed && socket.writable) socket.write('\r\n', () => {});
+    }, PAUSED_PROBE_MS);
+    probe.unref();
+  }
+
+  function resume(): void {
+    if (!paused) return;
+    paused = false;
+    clearInterval(probe);
+    if (!ended) connection.stream?.resume();
+  }
+
   function stop(): void {
     if (ended) return;
     ended = true;
     clearInterval(heartbeat);
+    clearInterval(probe);
     registry.delete(stop);
     signal.removeEventListener('abort', stop);
+    connection.off('end', backendEnded);
     connection.disconnect();
     try {
       controller.close();
@@ -121,11 +189,21 @@ export async function openStream(options: StreamOptions): Promise<Response> {
     }
   }
 
+  /**
+   * The backend connection is gone. While paused, that is Redis dropping a subscriber that fell
+   * too far behind (or the backend going away while the client was not reading): cut the client
+   * off as on overflow. Otherwise the stream ends after what was already queued.
+   */
+  function backendEnded(): void {
+    if (paused) overflow();
+    else stop();
+  }
+
   registry.add(stop);
   signal.addEventListener('abort', stop, { once: true });
   // The client may have left while the backend connection was being opened.
   if (signal.aborted) stop();
-  connection.once('end', stop);
+  connection.once('end', backendEnded);
 
   if (kind === 'monitor') {
     connection.on('monitor', (time: string, args: string[], source: string, db: string) => {

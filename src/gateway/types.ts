@@ -17,10 +17,11 @@ export interface GatewayOptions {
   /** Largest accepted request body in bytes; default 10 MiB. Larger bodies get 413. */
   maxBodyBytes?: number;
   /**
-   * Most bytes of events an SSE stream (`/subscribe`, `/psubscribe`, `/monitor`) may queue for
-   * a client that reads slower than they arrive; default 32 MiB (Redis' own pubsub output
-   * buffer limit). Past it the client's connection is closed and its backend connection
-   * released.
+   * Most bytes of events (each queued chunk counted with its overhead) the gateway holds for an
+   * SSE client that reads slower than they arrive; default 32 MiB. Past it the client's
+   * connection is closed and its backend connection released. This is the limit for `/monitor`;
+   * `/subscribe` and `/psubscribe` stop reading from Redis long before (at 1 MiB), leaving the
+   * backlog to Redis' own `client-output-buffer-limit pubsub`, so for them it is a last resort.
    */
   maxStreamBufferBytes?: number;
   /** Backend connections in the pool; default 4. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { Redis as IORedis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +56,80 @@ async function subscribe(url: string, channel: string) {
   };
 }
 
+/** Gateway subscriber connections as Redis sees them. */
+async function gatewaySubscribers(): Promise<number> {
+  return String(await direct.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+    .split('\n')
+    .filter((line) => line.includes('name=redis-edge-gateway')).length;
+}
+
+/** Open event streams, as the admin endpoint reports them. */
+async function streams(url: string): Promise<number> {
+  const state = await request(`${url}/admin/state`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  return (state.body as { streams: number }).streams;
+}
+
+/**
+ * Publishes `count` messages of `size` bytes from a separate process; resolves to the number
+ * of receivers of the last one.
+ */
+async function publishElsewhere(channel: string, size: number, count: number): Promise<string> {
+  const script = `
+    const { Redis } = require('ioredis');
+    const p = new Redis(process.argv[1]);
+    const payload = 'x'.repeat(${size});
+    (async () => {
+      let last;
+      for (let sent = 0; sent < ${count}; sent += 10000) {
+        const pipeline = p.pipeline();
+        for (let i = 0; i < Math.min(10000, ${count} - sent); i++) pipeline.publish(process.argv[2], payload);
+        last = (await pipeline.exec()).at(-1)[1];
+      }
+      process.stdout.write(String(last));
+      p.disconnect();
+    })();`;
+  const child = spawn(process.execPath, ['-e', script, redisServer.url, channel], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`publisher exited with ${code}`);
+  return out;
+}
+
+/**
+ * Opens an event stream over a raw socket, reads its response head (and up to `until`, if
+ * given), then never reads again.
+ */
+async function stalledStream(url: string, path: string, until: string | null): Promise<net.Socket> {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: x\r\n` +
+      `Authorization: Bearer ${TOKEN}\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n`,
+  );
+  let head = '';
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString();
+      if (!head.includes('\r\n\r\n') || (until && !head.includes(until))) return;
+      socket.off('data', onData);
+      socket.pause();
+      resolve();
+    };
+    socket.on('data', onData);
+  });
+  expect(head).toMatch(/^HTTP\/1\.1 200/);
+  return socket;
+}
+
 describe('shutdown', () => {
   it('close() finishes in-flight requests, ends streams, refuses new work, frees the backend', async () => {
     const gw = await startTestGateway(redisServer, { allow: ['DEBUG'] });
@@ -99,55 +174,39 @@ describe('event streams', () => {
     }
   });
 
-  it('cut off a client that stops reading once its backlog passes the limit, releasing the backend', async () => {
+  it('stop reading from Redis for a client that stops reading: Redis holds the backlog, and when it drops the subscriber the client is cut off', async () => {
+    // A gateway limit far above what is published: only backpressure keeps the heap small.
     const gw = await startTestGateway(redisServer, {
-      maxStreamBufferBytes: 256 * 1024,
+      maxStreamBufferBytes: 512 * 1024 * 1024,
       adminToken: ADMIN_TOKEN,
     });
-    const { port } = new URL(gw.url);
-    const socket = net.connect(Number(port), '127.0.0.1');
-    socket.on('error', () => {});
+    const socket = await stalledStream(gw.url, '/subscribe/slow-chan', 'subscribe,slow-chan,1');
+    let socketClosed = false;
+    socket.on('close', () => {
+      socketClosed = true;
+    });
     try {
-      await new Promise<void>((resolve) => socket.once('connect', resolve));
-      socket.write(
-        'POST /subscribe/slow-chan HTTP/1.1\r\nHost: x\r\n' +
-          `Authorization: Bearer ${TOKEN}\r\nAccept: text/event-stream\r\nContent-Length: 0\r\n\r\n`,
-      );
-      // Read up to the subscribe confirmation, then never read again.
-      let head = '';
-      await new Promise<void>((resolve) => {
-        const onData = (chunk: Buffer) => {
-          head += chunk.toString();
-          if (!head.includes('subscribe,slow-chan,1')) return;
-          socket.off('data', onData);
-          socket.pause();
-          resolve();
-        };
-        socket.on('data', onData);
-      });
-      expect(head).toMatch(/^HTTP\/1\.1 200/);
-      const subscribers = async () =>
-        String(await direct.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
-          .split('\n')
-          .filter((line) => line.includes('name=redis-edge-gateway')).length;
-      expect(await subscribers()).toBe(1);
+      expect(await gatewaySubscribers()).toBe(1);
+      // No limit in Redis for now: everything published waits there for the gateway.
+      await direct.config('SET', 'client-output-buffer-limit', 'pubsub 0 0 0');
+      const before = process.memoryUsage().heapUsed;
+      // 100 MiB in small messages (each one its own event), from another process so that only
+      // the gateway's allocations show in this heap.
+      expect(await publishElsewhere('slow-chan', 512, 200 * 1024)).toBe('1');
+      await sleep(200);
+      const growth = process.memoryUsage().heapUsed - before;
+      expect(growth).toBeLessThan(64 * 1024 * 1024);
+      expect(socketClosed).toBe(false);
+      expect(await gatewaySubscribers()).toBe(1);
 
-      // Far more than the socket buffers can hold: without a limit all of it would pile up
-      // in the gateway. Redis counts the receivers, so 0 means the gateway unsubscribed.
-      const payload = 'x'.repeat(64 * 1024);
-      let published = 0;
-      let receivers = 1;
-      while (receivers > 0 && published < 2000) {
-        receivers = Number(await direct.publish('slow-chan', payload));
-        published++;
-      }
-      expect(receivers).toBe(0);
-      expect(published).toBeLessThan(2000);
-      await waitFor(async () => (await subscribers()) === 0, 2000, 'subscriber to be released');
-      const state = await request(`${gw.url}/admin/state`, {
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      });
-      expect(state.body).toMatchObject({ streams: 0 });
+      // Now Redis' limit for subscribers applies: the next message makes it drop the gateway's.
+      await direct.config('SET', 'client-output-buffer-limit', 'pubsub 1mb 0 0');
+      expect(await direct.publish('slow-chan', 'x')).toBe(1);
+      await waitFor(async () => (await gatewaySubscribers()) === 0, 2000, 'Redis to drop it');
+      await waitFor(async () => (await streams(gw.url)) === 0, 5000, 'the stream to end');
+      // Cut off, not merely ended: what the socket holds is all it gets before the close.
+      socket.resume();
+      await waitFor(() => socketClosed, 5000, 'the client to be cut off');
 
       // The gateway keeps serving, event streams included.
       expect((await post(gw.url, '/', ['PING'])).body).toEqual({ result: 'PONG' });
@@ -155,6 +214,77 @@ describe('event streams', () => {
       await stream.until('subscribe,after-slow,1');
       await direct.publish('after-slow', 'hello');
       await stream.until('message,after-slow,hello');
+    } finally {
+      await direct.config('SET', 'client-output-buffer-limit', 'pubsub 32mb 8mb 60');
+      socket.destroy();
+      await gw.gateway.close();
+    }
+  });
+
+  it('deliver every message of a large burst to a client that reads continuously', async () => {
+    const gw = await startTestGateway(redisServer);
+    const publisher = new IORedis(redisServer.url);
+    try {
+      const res = await fetch(`${gw.url}/subscribe/burst-chan`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const reader = res.body!.getReader();
+      const count = 8 * 1024; // 4 KiB each: 32 MiB, published as fast as Redis takes it
+      const payload = 'z'.repeat(4096);
+      const frameBytes = `data: message,burst-chan,${payload}\n\n`.length;
+      const confirmation = 'data: subscribe,burst-chan,1\n\n'.length;
+      let received = 0;
+      const first = await reader.read();
+      received += first.value?.byteLength ?? 0;
+      expect(received).toBe(confirmation);
+
+      const pipeline = publisher.pipeline();
+      for (let i = 0; i < count; i++) pipeline.publish('burst-chan', payload);
+      const publishing = pipeline.exec();
+      while (received < confirmation + count * frameBytes) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended after ${received} bytes`);
+        received += value.byteLength;
+      }
+      expect(received).toBe(confirmation + count * frameBytes);
+      const results = await publishing;
+      expect(results?.every(([error, receivers]) => !error && receivers === 1)).toBe(true);
+      expect(await publisher.publish('burst-chan', 'still')).toBe(1);
+      await reader.cancel();
+    } finally {
+      publisher.disconnect();
+      await gw.gateway.close();
+    }
+  });
+
+  it('cut off a MONITOR client that stops reading once the gateway holds more than the limit', async () => {
+    const gw = await startTestGateway(redisServer, {
+      maxStreamBufferBytes: 256 * 1024,
+      allow: ['monitor'],
+      adminToken: ADMIN_TOKEN,
+    });
+    const socket = await stalledStream(gw.url, '/monitor', null);
+    let socketClosed = false;
+    socket.on('close', () => {
+      socketClosed = true;
+    });
+    try {
+      const monitors = async () =>
+        String(await direct.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+          .split('\n')
+          .filter((line) => line.includes('name=redis-edge-gateway') && line.includes('flags=O'))
+          .length;
+      expect(await monitors()).toBe(1);
+      const value = 'm'.repeat(16 * 1024);
+      for (let i = 0; i < 100 && !socketClosed; i++) {
+        const pipeline = direct.pipeline();
+        for (let j = 0; j < 100; j++) pipeline.set('monitored', value);
+        await pipeline.exec();
+      }
+      await waitFor(async () => (await streams(gw.url)) === 0, 5000, 'the stream to end');
+      socket.resume();
+      await waitFor(() => socketClosed, 5000, 'the client to be cut off');
+      await waitFor(async () => (await monitors()) === 0, 2000, 'the MONITOR connection to close');
     } finally {
       socket.destroy();
       await gw.gateway.close();
