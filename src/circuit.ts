@@ -78,18 +78,17 @@ function countInWindow(state: CircuitState, now: number, windowMs: number, faile
 }
 
 /**
- * A request on the member, sent at `sentAt`, succeeded (command errors count as success: the
- * member answered). A late answer to a request sent before the circuit opened changes nothing
- * while it is in its grace period (design 4.3: open, grace, then half-open); an answer to one
- * sent since (a last resort when every member is out, a forced member) closes it.
+ * A request on the member succeeded (command errors count as success: the member answered).
+ * While the circuit is open and in its grace period nothing changes: a late answer to a request
+ * sent before it opened does not cut the grace period short (design 4.3: open, grace, then
+ * half-open, where one success closes it).
  */
 export function recordSuccess(
   state: CircuitState,
   settings: CircuitSettings,
   now: number,
-  sentAt = now,
 ): CircuitState {
-  if (circuitPhase(state, now) === 'open' && sentAt < (state.openedAt ?? now)) return state;
+  if (circuitPhase(state, now) === 'open') return state;
   // The common case on the hot path: a closed, quiet circuit and the same bucket as the last
   // call. Count in place rather than allocate a new state per command.
   const last = state.buckets[state.buckets.length - 1];

@@ -221,14 +221,9 @@ export class HealthStore {
     now: number,
   ): HealthEvent | undefined {
     const r = this.records.get(name);
-    if (!r) return undefined;
-    // A late answer to a request sent before the circuit opened changes neither the circuit
-    // nor the member's health while it is out for its grace period.
-    const sentAt = now - latencyMs;
-    if (circuitPhase(r.circuit, now) === 'open' && sentAt < (r.circuit.openedAt ?? now)) {
-      return undefined;
-    }
-    r.circuit = recordSuccess(r.circuit, settings, now, sentAt);
+    // Out for its grace period: a late answer changes neither its circuit nor its health.
+    if (!r || circuitPhase(r.circuit, now) === 'open') return undefined;
+    r.circuit = recordSuccess(r.circuit, settings, now);
     const ewma = r.latencyEwmaMs ?? latencyMs;
     r.latencyEwmaMs = ewma + EWMA_ALPHA * (latencyMs - ewma);
     return this.setStatus(r, 'healthy', reason, now);
