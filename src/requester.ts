@@ -193,7 +193,7 @@ export class FailoverCore {
     const reason = outcome.error instanceof MemberRequestError ? outcome.error.reason : undefined;
     if (reason === 'aborted') return;
     if (reason === 'timeout' && timeoutMs < o.timeoutMs) {
-      this.store.suspect(name, outcome.error.message, now);
+      this.store.suspect(name, outcome.error.message, now, o.health.intervalMs);
       return;
     }
     const event = this.store.recordFailure(

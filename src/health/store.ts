@@ -28,6 +28,8 @@ export interface MemberRecord {
   /** Why the status is what it is (`request`, `circuit`, `probe`, an availability error code). */
   statusReason?: string;
   checkedAt?: number;
+  /** When a suspicion last brought the next refresh forward (see `suspect`). */
+  suspectedAt?: number;
   /** `checkedAt` as merged from the shared record, to tell it from an observation made here. */
   sharedCheckedAt?: number;
   healthySince?: number;
@@ -253,10 +255,14 @@ export class HealthStore {
    * cut short): the member is checked at the next refresh, and that refresh is due now, so a
    * member that hangs is still found out by a probe with its full timeout.
    */
-  suspect(name: string, message: string, now: number): void {
+  suspect(name: string, message: string, now: number, intervalMs: number): void {
     const r = this.records.get(name);
     if (!r) return;
-    r.lastError = { kind: 'unknown-outcome', message, at: now };
+    r.lastError = { kind: 'suspect', message, at: now };
+    // Once per interval at most: a member merely slower than a tight budget would otherwise
+    // start a refresh as soon as the last one ended.
+    if (now - (r.suspectedAt ?? Number.NEGATIVE_INFINITY) < intervalMs) return;
+    r.suspectedAt = now;
     this.nextRefreshAt = Math.min(this.nextRefreshAt, now);
   }
 

@@ -100,8 +100,15 @@ describe('merging the shared record', () => {
     });
     expect(store.applyShared(shared, 120_000, 1000).keptLocal).toEqual([]);
     store.nextRefreshAt = 10_000;
-    store.suspect('a', 'member "a" did not answer within 100 ms', 2000);
+    store.suspect('a', 'member "a" did not answer within 100 ms', 2000, 5000);
     expect(store.nextRefreshAt).toBe(2000); // the next request refreshes
+    // at most once per interval: no refresh storm from a member merely slower than the budget
+    store.nextRefreshAt = 10_000;
+    store.suspect('a', 'member "a" did not answer within 100 ms', 3000, 5000);
+    expect(store.nextRefreshAt).toBe(10_000);
+    store.suspect('a', 'member "a" did not answer within 100 ms', 7000, 5000);
+    expect(store.nextRefreshAt).toBe(7000);
+    store.nextRefreshAt = 2000;
     expect(store.applyShared(shared, 120_000, 2100).keptLocal).toEqual(['a']);
     expect(store.records.get('a')!.circuit.consecutiveFailures).toBe(0);
   });
