@@ -257,7 +257,8 @@ const BY_ARGUMENTS: [names: string, entry: Entry][] = [
   // JSON.DEL of an array element by index (`$.a[0]`) deletes the next one on a second run
   [
     'json.del json.forget',
-    (command) => (/\[\s*-?\d/.test(String(command[2] ?? '')) ? NON_IDEMPOTENT : IDEMPOTENT),
+    // an index or a slice (`[0]`, `[-1]`, `[:2]`, `[::2]`); `[*]` and filters are idempotent
+    (command) => (/\[\s*[-\d:]/.test(String(command[2] ?? '')) ? NON_IDEMPOTENT : IDEMPOTENT),
   ],
   ['copy', replaceFrom(3)],
   ['restore', replaceFrom(4)],
@@ -310,42 +311,56 @@ export function stricterClass(a: SafetyClass, b: SafetyClass): SafetyClass {
 }
 
 /**
- * Idempotent writes whose effect depends on what another write of the same batch changed:
- * those computed from other keys (the *STORE family, BITOP, COPY, SORT and GEORADIUS with
- * STORE, PFMERGE) and those addressing elements by position (LSET, LTRIM, ZREMRANGEBYRANK,
- * LREM): run again after the rest of the batch, they store or hit something else.
- * `MULTI ZUNIONSTORE archive 1 pending; DEL pending` retried would empty the archive;
- * `MULTI LSET l 0 x; LTRIM l -5 -1` retried overwrites an element it kept.
+ * Idempotent writes computed from other keys (the *STORE family, BITOP, COPY, SORT and
+ * GEORADIUS with STORE, PFMERGE): run again after another write of the same batch changed their
+ * sources, they store something else. `MULTI ZUNIONSTORE archive 1 pending; DEL pending`
+ * retried would empty the archive.
  */
-const NON_COMPOSING = new Set(
+const DERIVED = new Set(
   words(
     'sinterstore sunionstore sdiffstore zunionstore zinterstore zdiffstore zrangestore ' +
-      'geosearchstore bitop copy sort georadius georadiusbymember pfmerge ' +
-      'lset ltrim zremrangebyrank lrem',
+      'geosearchstore bitop copy sort georadius georadiusbymember pfmerge',
   ),
 );
 
 /**
+ * Idempotent writes addressing elements by position (LSET, LTRIM, ZREMRANGEBYRANK, LREM; JSON
+ * paths may index arrays): run again after another write to the same key moved its elements,
+ * they hit others. `MULTI LSET l 0 x; LTRIM l -5 -1` retried overwrites an element it kept.
+ */
+const POSITIONAL = new Set(words('lset ltrim zremrangebyrank lrem json.set json.del json.forget'));
+
+/**
  * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command,
- * and stricter when its writes do not compose: one of NON_COMPOSING next to any other write
- * makes the batch non-idempotent. `kind` is part of the signature
- * because a transaction is the same unit of retry: a `multi-exec` of reads is still a read.
+ * and stricter when its writes do not compose: a DERIVED write next to any other write, or a
+ * POSITIONAL one next to another write to the same key, makes it non-idempotent. `kind` is part
+ * of the signature because a transaction is the same unit of retry: a `multi-exec` of reads is
+ * still a read.
  */
 export function classifyBatch(
   commands: readonly (readonly unknown[])[],
   _kind: 'pipeline' | 'multi-exec',
 ): SafetyClass {
   let writes = 0;
-  let composes = true;
+  let derived = false;
+  // Keys written, and keys written by a POSITIONAL command; '' for a key that is not a string.
+  const written: unknown[] = [];
+  const positional: unknown[] = [];
   for (const command of commands) {
     const safety = Array.isArray(command) ? classifyCommand(command) : NON_IDEMPOTENT;
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
     if (safety === IDEMPOTENT) {
       writes += 1;
-      if (NON_COMPOSING.has(commandName(command))) composes = false;
+      const name = commandName(command);
+      if (DERIVED.has(name)) derived = true;
+      if (POSITIONAL.has(name)) positional.push(String(command[1]));
+      written.push(String(command[1]));
     }
   }
-  if (!composes && writes > 1) return NON_IDEMPOTENT;
+  if (derived && writes > 1) return NON_IDEMPOTENT;
+  for (const key of positional) {
+    if (written.filter((k) => k === key).length > 1) return NON_IDEMPOTENT;
+  }
   return writes > 0 ? IDEMPOTENT : READ;
 }
 

@@ -84,6 +84,9 @@ describe('classifyCommand by name', () => {
       // an array element by index: a second run deletes the next one
       [['json.del', 'j', '$.a[0]'], NON],
       [['json.forget', 'j', '$.items[ -1 ]'], NON],
+      [['json.del', 'j', '$.a[:2]'], NON],
+      [['json.del', 'j', '$.a[::2]'], NON],
+      [['json.del', 'j', '$.a[*]'], IDEM],
       [['json.merge', 'j', '$', '{"a":1}'], IDEM],
       [['incr', 'k'], NON],
       [['incrby', 'k', 2], NON],
@@ -398,6 +401,19 @@ describe('classifyBatch', () => {
         'pipeline',
       ),
     ).toBe(IDEM);
+    // ... but only next to another write to the same key
+    const trimAndExpire = (key: string) => [
+      ['ltrim', 'l', 0, 99],
+      ['expire', key, 60],
+    ];
+    expect(classifyBatch(trimAndExpire('other'), 'multi-exec')).toBe(IDEM);
+    expect(classifyBatch(trimAndExpire('l'), 'multi-exec')).toBe(NON);
+    // JSON paths index arrays too
+    const setThenFilter = [
+      ['json.set', 'j', '$.a[0]', '"x"'],
+      ['json.del', 'j', '$.a[?(@=="x")]'],
+    ];
+    expect(classifyBatch(setThenFilter, 'multi-exec')).toBe(NON);
     // SORT and GEORADIUS without STORE are reads: no effect on the batch
     expect(
       classifyBatch(
