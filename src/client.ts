@@ -152,7 +152,7 @@ export class FailoverRedis extends Redis {
     if (core.store.records.has(resolved.name)) {
       throw new ConfigError('addMember(member).name', `duplicate name "${resolved.name}"`);
     }
-    core.credentials.set(resolved.name, { url: resolved.url, token: resolved.token });
+    core.setCredentials(resolved.name, resolved.url, resolved.token);
     core.store.addMember(resolved);
   }
 

@@ -56,6 +56,22 @@ export interface RequestScope {
   servedBy?: string;
 }
 
+/** How many client setups (token, fetch, options) keep a transport per member. */
+const MAX_TRANSPORTS_PER_MEMBER = 8;
+
+/** A number per `fetch` function, so setups that differ only in it get transports of their own. */
+const fetchIds = new WeakMap<typeof fetch, number>();
+let fetchCount = 0;
+function fetchId(f: typeof fetch | undefined): number {
+  if (!f) return 0;
+  let id = fetchIds.get(f);
+  if (id === undefined) {
+    id = ++fetchCount;
+    fetchIds.set(f, id);
+  }
+  return id;
+}
+
 /** Everything a client shares between its scopes: options, store, events, transports. */
 export class FailoverCore {
   /**
@@ -64,14 +80,21 @@ export class FailoverCore {
    * client may replace a member there under the same name at a new URL: a token goes only to
    * the URL it was given for, never by name alone.
    */
-  readonly credentials = new Map<string, { url: string; token: string }>();
+  readonly credentials = new Map<string, { url: string; token: string; setup: string }>();
+  /** What, besides the token, makes this client's transports differ from another's. */
+  readonly #setup: string;
 
   constructor(
     readonly options: ResolvedOptions,
     readonly store: HealthStore,
     readonly emitter: Emitter,
   ) {
-    for (const m of options.members) this.credentials.set(m.name, { url: m.url, token: m.token });
+    this.#setup = `${options.readYourWrites} ${options.cancellation} ${fetchId(options.fetch)}`;
+    for (const m of options.members) this.setCredentials(m.name, m.url, m.token);
+  }
+
+  setCredentials(name: string, url: string, token: string): void {
+    this.credentials.set(name, { url, token, setup: `${this.#setup} ${token}` });
   }
 
   now(): number {
@@ -84,29 +107,27 @@ export class FailoverCore {
     // A member this client has no token for (added by another client sharing the store, or
     // moved to another URL there) is skipped, like one without a transport.
     if (!record || own?.url !== record.member.url) return undefined;
-    const { member } = record;
-    const token = own.token;
-    const cancelAlways = this.options.cancellation === 'always';
-    const readYourWrites = this.options.readYourWrites;
     let forMember = this.store.transports.get(name);
     if (!forMember) {
       forMember = new Map();
       this.store.transports.set(name, forMember);
     }
-    // Never serialised: the store's transports are not part of any snapshot.
-    const setup = `${readYourWrites} ${cancelAlways} ${token}`;
-    const cached = forMember.get(setup);
-    if (cached && cached.fetch === this.options.fetch) return cached.transport;
+    const cached = forMember.get(own.setup);
+    if (cached) return cached;
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
-      readYourWrites,
-      cancelAlways,
+      readYourWrites: this.options.readYourWrites,
+      cancelAlways: this.options.cancellation === 'always',
     };
     if (this.options.fetch) transportOptions.fetch = this.options.fetch;
     const transport = createRestTransport(
-      { name: member.name, url: member.url, token },
+      { name, url: record.member.url, token: own.token },
       transportOptions,
     );
-    forMember.set(setup, { fetch: this.options.fetch, transport });
+    // Bounded: clients created per request with tokens of their own must not pile up.
+    if (forMember.size >= MAX_TRANSPORTS_PER_MEMBER) {
+      forMember.delete(forMember.keys().next().value!);
+    }
+    forMember.set(own.setup, transport);
     return transport;
   }
 
@@ -242,9 +263,13 @@ interface HedgedAttempt {
   promise: Promise<{ attempt: HedgedAttempt; outcome: AttemptOutcome }>;
 }
 
-/** A member this client holds no token for (added or moved by another client): not tried. */
-function noToken(call: Call, member: string): void {
-  call.failures.push({ member, kind: 'skipped', message: 'this client has no token for it' });
+/**
+ * A member not tried: removed from the list during the call, or one this client holds no token
+ * for (added or moved by another client).
+ */
+function noToken(call: Call, member: string, removed: boolean): void {
+  const message = removed ? 'removed from the member list' : 'this client has no token for it';
+  call.failures.push({ member, kind: 'skipped', message });
 }
 
 /** `#settle`'s answer when the call goes on to the next member. */
@@ -286,10 +311,14 @@ export class FailoverRequester implements Requester {
     const coldStart = core.refreshIfStale(scope, deadlineAt);
     if (coldStart) await coldStart;
     const selection = core.select(scope.hints);
-    const ordered = selection.locked ? selection.order : this.pinnedFirst(selection.order);
-    // The forced member alone while the lock holds, unless this client cannot reach it at all
-    // (no token for it): then the lock would only make every command fail.
-    const only = !o.requestFailover || (selection.locked && core.transport(ordered[0]!));
+    let ordered = selection.order;
+    // The forced member alone while the lock holds; a client that cannot reach it at all (no
+    // token for it) goes on as if unlocked, with it last, since the lock would only fail every
+    // command of its.
+    const locked = selection.locked && core.transport(ordered[0]!) !== undefined;
+    if (selection.locked && !locked) ordered = [...ordered.slice(1), ordered[0]!];
+    if (!locked) ordered = this.pinnedFirst(ordered);
+    const only = locked || !o.requestFailover;
     const call: Call = {
       request,
       label: request.kind === 'command' ? commandName(request.command) : request.kind,
@@ -337,7 +366,7 @@ export class FailoverRequester implements Requester {
       const member = order[call.next++]!;
       const transport = this.core.transport(member);
       if (!transport) {
-        noToken(call, member);
+        noToken(call, member, !this.core.store.records.has(member));
         continue;
       }
       const outcome = await transport.send(call.request, options);
@@ -367,7 +396,7 @@ export class FailoverRequester implements Requester {
         const member = order[call.next++]!;
         const transport = this.core.transport(member);
         if (!transport) {
-          noToken(call, member);
+          noToken(call, member, !this.core.store.records.has(member));
           continue;
         }
         const onAbort = () => controller.abort(scope.signal?.reason);

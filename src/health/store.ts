@@ -104,10 +104,7 @@ export class HealthStore {
    * so per-request clients keep each member's sync token; clients set up differently keep
    * their own rather than replacing each other's on every call.
    */
-  readonly transports = new Map<
-    string,
-    Map<string, { fetch: typeof fetch | undefined; transport: MemberTransport }>
-  >();
+  readonly transports = new Map<string, Map<string, MemberTransport>>();
   /** Database uids found by availability-API discovery, per member. */
   readonly uidCache = new Map<string, number>();
   readonly stats: HealthStats = { probes: {}, refreshes: 0, sharedReads: 0, sharedHits: 0 };

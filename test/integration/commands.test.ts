@@ -1,6 +1,8 @@
 import { Ratelimit } from '@upstash/ratelimit';
 import { Redis } from '@upstash/redis';
 import { describe, expect, inject, it } from 'vitest';
+import { resolveOptions } from '../../src/config.js';
+import { healthStoreFor } from '../../src/health/store.js';
 import { createFailoverRedis } from '../../src/index.js';
 
 /**
@@ -232,6 +234,22 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(syncTokens[0]).toMatch(/\S/);
     expect(syncTokens[1]).toBeNull();
     expect(syncTokens[2]).toMatch(/\S/);
+  });
+
+  it('keeps a bounded number of transports per member, one per client setup', async () => {
+    // Clients differing only in their fetch: each keeps its own transport (and sync token)...
+    const clients = Array.from({ length: 20 }, () =>
+      createFailoverRedis({
+        members,
+        fetch: (input, init) => fetch(input, init),
+        health: { enabled: false },
+      }).scope({ pin: true }),
+    );
+    for (const c of clients) await c.set('cmd:setups', 1);
+    // ...but no more than a few per member stay cached in the shared store.
+    const store = healthStoreFor(resolveOptions({ members }).members);
+    expect(store.transports.get('a')!.size).toBeLessThanOrEqual(8);
+    expect(store.transports.get('a')!.size).toBeGreaterThanOrEqual(2);
   });
 
   it("auto-pipelining keeps the client's own methods working, scopes included", async () => {

@@ -156,6 +156,15 @@ describe('credentials stay with their own member', () => {
     admin.forceActiveMember('b', 60_000);
     expect(await reader.get('sec:moved')).toBe('reader');
     expect(readerLog.some((r) => r.url.origin === cOrigin)).toBe(false);
+    // the same for a client that tries one member only (requestFailover: false)
+    const single = createFailoverRedis({
+      members: [a, b],
+      fetch: recordingFetch(readerLog),
+      health: { enabled: false },
+      requestFailover: false,
+    });
+    expect(await single.get('sec:moved')).toBe('reader');
+    expect(readerLog.some((r) => r.url.origin === cOrigin)).toBe(false);
     await cluster.kill('a');
     const error = await reader.get('sec:moved').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AllMembersFailedError);
