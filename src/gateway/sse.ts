@@ -164,6 +164,8 @@ export async function openStream(options: StreamOptions): Promise<Response> {
     signal.removeEventListener('abort', stop);
     connection.off('end', backendEnded);
     connection.disconnect();
+    // A paused socket only ends after ioredis' 2 s fallback: free it now.
+    connection.stream?.destroy();
     try {
       controller.close();
     } catch {
