@@ -213,7 +213,8 @@ export class FailoverCore {
     // failing; but it may be hanging, so a probe with the full timeout decides, now.
     const reason = outcome.error instanceof MemberRequestError ? outcome.error.reason : undefined;
     if (reason === 'aborted') return;
-    if (reason === 'timeout' && timeoutMs < o.timeoutMs) {
+    // Without health checks nothing else would find a hanging member: then it counts.
+    if (reason === 'timeout' && timeoutMs < o.timeoutMs && o.health.enabled) {
       this.store.suspect(name, outcome.error.message, now, o.health.intervalMs);
       return;
     }
@@ -312,11 +313,15 @@ export class FailoverRequester implements Requester {
     if (coldStart) await coldStart;
     const selection = core.select(scope.hints);
     let ordered = selection.order;
-    // The forced member alone while the lock holds; a client that cannot reach it at all (no
-    // token for it) goes on as if unlocked, with it last, since the lock would only fail every
-    // command of its.
-    const locked = selection.locked && core.transport(ordered[0]!) !== undefined;
-    if (selection.locked && !locked) ordered = [...ordered.slice(1), ordered[0]!];
+    // The forced member alone while the lock holds. A first member this client cannot reach at
+    // all (no token for it: added or moved by another client sharing the store) goes last, so
+    // neither a lock it cannot honour nor `requestFailover: false` fails every command of its.
+    const reachable = core.transport(ordered[0]!) !== undefined;
+    const locked = selection.locked && reachable;
+    if (!reachable) {
+      const own = ordered.filter((m) => core.transport(m));
+      ordered = [...own, ...ordered.filter((m) => !own.includes(m))];
+    }
     if (!locked) ordered = this.pinnedFirst(ordered);
     const only = locked || !o.requestFailover;
     const call: Call = {
@@ -502,12 +507,13 @@ export class FailoverRequester implements Requester {
     return TRY_NEXT;
   }
 
-  /** A pinned scope keeps its member first while that member's circuit is closed. */
+  /** A pinned scope keeps its member first while that member is usable. */
   private pinnedFirst(order: string[]): string[] {
     const pinned = this.scope.pinned;
     if (!pinned || order[0] === pinned || !order.includes(pinned)) return order;
     const record = this.core.store.records.get(pinned);
-    if (!record || record.circuit.open) return order;
+    // Only while it is usable: an open circuit or a health check's "down" ends the pin (4.2).
+    if (!record || record.circuit.open || record.status === 'unhealthy') return order;
     return [pinned, ...order.filter((m) => m !== pinned)];
   }
 

@@ -7,6 +7,7 @@ import {
   type FailoverOptions,
   type FailureEvent,
   MemberConfigError,
+  resetHealthStores,
   type SwitchEvent,
 } from '../../src/index.js';
 import type { LocalCluster } from '../../src/testing/index.js';
@@ -231,7 +232,10 @@ describe('request-scoped failover', () => {
       if (new URL(String(input)).origin === aUrl) await sleep(150);
       return fetch(input, init);
     };
-    const { redis, switches, failures } = client({ fetch: laggyFetch, health: { enabled: false } });
+    const { redis, switches, failures } = client({
+      fetch: laggyFetch,
+      health: { intervalMs: 60_000 },
+    });
     await redis.refreshAll();
     // A 100 ms budget per request: each call times out on a, and nothing else fits in it.
     for (let i = 0; i < 5; i++) {
@@ -251,7 +255,18 @@ describe('request-scoped failover', () => {
     expect(await redis.get('x')).toBeNull(); // the full timeout (500 ms) is enough for a
     expect(redis.activeMember()).toBe('a');
 
+    // Without health checks nothing else would find a hanging member: there they count.
+    const unchecked = client({ fetch: laggyFetch, health: { enabled: false } });
+    await unchecked.redis.refreshAll();
+    for (let i = 0; i < 3; i++)
+      await unchecked.redis
+        .scope({ deadlineMs: 100 })
+        .get('x')
+        .catch(() => 0);
+    expect(unchecked.switches[0]).toMatchObject({ from: 'a', reason: 'circuit' });
+
     // A timeout at the full timeoutMs still counts: 150 ms late against a 150 ms timeout.
+    resetHealthStores(); // a fresh store: the one above has a's circuit open now
     const slow = client({
       timeoutMs: 150,
       fetch: laggyFetch,
@@ -453,6 +468,23 @@ describe('controls', () => {
     // Lifting the lock (setActiveMember) lets traffic fail over again.
     redis.setActiveMember('a');
     expect(await redis.get('forced')).toBeNull();
+  });
+
+  it('a pinned request leaves its member once a health check reports it down', async () => {
+    const { redis } = client({ health: { intervalMs: 60_000 } });
+    await plainOn('b').set('pin:down', 'b');
+    await redis.refreshAll();
+    const scoped = redis.scope({ pin: true });
+    await scoped.get('pin:down');
+    expect(scoped.pinnedMember).toBe('a');
+    await cluster.setAvailability('a', { status: 503, errorCode: 'bdb_unavailable' });
+    await redis.refreshAll(); // a is down by the health check; its circuit is still closed
+    expect(redis.snapshot().members.find((m) => m.name === 'a')).toMatchObject({
+      status: 'unhealthy',
+      circuit: 'closed',
+    });
+    expect(await scoped.get('pin:down')).toBe('b');
+    expect(scoped.pinnedMember).toBe('b');
   });
 
   it('removeMember of the active member switches to the next one', async () => {
