@@ -360,25 +360,35 @@ export class FailoverRequester implements Requester {
     return options;
   }
 
+  /**
+   * The call's next member this client can send to, with the options for that attempt;
+   * undefined once the order or the deadline is used up. Members it cannot reach are skipped.
+   */
+  private nextAttempt(call: Call, signal: AbortSignal | undefined) {
+    while (call.next < call.order.length) {
+      const options = this.sendOptions(call, signal);
+      if (!options) return undefined;
+      const member = call.order[call.next++]!;
+      const transport = this.core.transport(member);
+      if (transport) return { member, transport, options };
+      noToken(call, member, !this.core.store.records.has(member));
+    }
+    return undefined;
+  }
+
   /** Tries the members in order, each after the previous one failed; undefined if none answered. */
   private async oneAtATime(call: Call): Promise<RestReply | RestReply[] | undefined> {
     const scope = this.scope;
-    const { order } = call;
-    while (call.next < order.length) {
+    for (;;) {
       scope.signal?.throwIfAborted();
-      const options = this.sendOptions(call, scope.signal);
-      if (!options) return undefined;
-      const member = order[call.next++]!;
-      const transport = this.core.transport(member);
-      if (!transport) {
-        noToken(call, member, !this.core.store.records.has(member));
-        continue;
-      }
-      const outcome = await transport.send(call.request, options);
-      const settled = this.settle(call, member, outcome, call.next < order.length, options);
+      const next = this.nextAttempt(call, scope.signal);
+      if (!next) return undefined;
+      const { member, options } = next;
+      const outcome = await next.transport.send(call.request, options);
+      const more = call.next < call.order.length;
+      const settled = this.settle(call, member, outcome, more, options);
       if (settled !== TRY_NEXT) return settled;
     }
-    return undefined;
   }
 
   /**
@@ -394,32 +404,24 @@ export class FailoverRequester implements Requester {
     const pending = new Set<HedgedAttempt>();
 
     const launch = (): boolean => {
-      while (call.next < order.length) {
-        const controller = new AbortController();
-        const options = this.sendOptions(call, controller.signal);
-        if (!options) return false;
-        const member = order[call.next++]!;
-        const transport = this.core.transport(member);
-        if (!transport) {
-          noToken(call, member, !this.core.store.records.has(member));
-          continue;
-        }
-        const onAbort = () => controller.abort(scope.signal?.reason);
-        scope.signal?.addEventListener('abort', onAbort, { once: true });
-        const attempt: HedgedAttempt = {
-          member,
-          options,
-          controller,
-          cancelled: false,
-          promise: transport.send(call.request, options).then((outcome) => {
-            scope.signal?.removeEventListener('abort', onAbort);
-            return { attempt, outcome };
-          }),
-        };
-        pending.add(attempt);
-        return true;
-      }
-      return false;
+      const controller = new AbortController();
+      const next = this.nextAttempt(call, controller.signal);
+      if (!next) return false;
+      const { member, transport, options } = next;
+      const onAbort = () => controller.abort(scope.signal?.reason);
+      scope.signal?.addEventListener('abort', onAbort, { once: true });
+      const attempt: HedgedAttempt = {
+        member,
+        options,
+        controller,
+        cancelled: false,
+        promise: transport.send(call.request, options).then((outcome) => {
+          scope.signal?.removeEventListener('abort', onAbort);
+          return { attempt, outcome };
+        }),
+      };
+      pending.add(attempt);
+      return true;
     };
     const cancelAll = () => {
       for (const a of pending) {
