@@ -78,9 +78,14 @@ function isSettled(m: MemberView, now: number, gracePeriodMs: number): boolean {
   );
 }
 
+/** Rank class: 0 healthy, 1 unknown, 2 half-open, 3 down (open circuit or reported down). */
+export function tierOf(status: HealthStatus, phase: CircuitPhase): number {
+  if (phase === 'closed' && status !== 'unhealthy') return status === 'healthy' ? 0 : 1;
+  return phase === 'half-open' ? 2 : 3;
+}
+
 function tier(m: MemberView): number {
-  if (isUsable(m)) return m.status === 'healthy' ? 0 : 1;
-  return m.phase === 'half-open' ? 2 : 3;
+  return tierOf(m.status, m.phase);
 }
 
 const EARTH_RADIUS_KM = 6371;

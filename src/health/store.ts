@@ -18,9 +18,26 @@ import {
 } from '../circuit.js';
 import type { ResolvedMember } from '../config.js';
 import type { HealthEvent, HealthStatus, SwitchEvent } from '../events.js';
-import { type MemberView, type RequestHints, type Selection, selectMembers } from '../selector.js';
+import {
+  type MemberView,
+  type RequestHints,
+  type Selection,
+  selectMembers,
+  tierOf,
+} from '../selector.js';
 import type { MemberTransport } from '../transport/types.js';
 import type { SharedHealth } from './shared.js';
+
+/** A selection kept for reuse, with the inputs it was made from. */
+interface LastSelection {
+  /** Without `switched` or `locked`: reused only while nothing is forced. */
+  selection: Selection;
+  preferred: string | undefined;
+  /** The member objects, in record order. */
+  members: ResolvedMember[];
+  /** Each member's rank class (`tierOf`) when it was made. */
+  tiers: number[];
+}
 
 export interface MemberRecord {
   member: ResolvedMember;
@@ -119,6 +136,9 @@ export class HealthStore {
     | { active: string | undefined; activeSince?: number; at: number; until: number }
     | undefined;
 
+  /** The last selection and what it was made from, while it can be reused (see `select`). */
+  #last: LastSelection | undefined;
+
   constructor(
     readonly key: string,
     members: readonly ResolvedMember[],
@@ -136,7 +156,15 @@ export class HealthStore {
     return this.records.delete(name);
   }
 
-  /** Runs the selector and applies its decision. Returns the selection (with `switched`). */
+  /**
+   * Runs the selector and applies its decision. Returns the selection (with `switched`).
+   *
+   * This runs before every command. In the steady state (same active member, every member in
+   * the same rank class, nothing forced, no proximity hints, no heavier member healthy enough to
+   * fail back to) the previous selection is the answer again, and is returned as it is: building
+   * the members' views, sorting them and a new order per command was most of what this library
+   * allocated per command (~1.7 KB), and at high concurrency that garbage is GC time.
+   */
   select(
     hints: RequestHints | undefined,
     proximity: boolean,
@@ -145,17 +173,27 @@ export class HealthStore {
   ): Selection {
     if (this.forced && now >= this.forced.until) this.forced = undefined;
     const shared = this.shared;
+    // The published choice is followed only while the record is fresh.
+    const preferred = shared && now < shared.until ? shared.active : undefined;
+    const reusable = this.forced === undefined && !(proximity && hints !== undefined);
+    if (reusable) {
+      const last = this.#reuse(preferred, now);
+      if (last) return last;
+    }
     const members: MemberView[] = [];
+    const tiers: number[] = [];
     for (const r of this.records.values()) {
+      const phase = circuitPhase(r.circuit, now);
       members.push({
         name: r.member.name,
         weight: r.member.weight,
         location: r.member.location,
         status: r.status,
-        phase: circuitPhase(r.circuit, now),
+        phase,
         healthySince: r.healthySince,
         lagging: r.lagging,
       });
+      tiers.push(tierOf(r.status, phase));
     }
     const selection = selectMembers({
       members,
@@ -165,14 +203,65 @@ export class HealthStore {
       proximity,
       now,
       forced: this.forced,
-      // The published choice is followed only while the record is fresh.
-      preferred: shared && now < shared.until ? shared.active : undefined,
+      preferred,
       hints,
     });
     if (selection.active !== this.active) {
       this.setActive(selection.active, selection.switched?.reason, now);
     }
+    this.#last =
+      reusable && this.#timeCannotChange(selection)
+        ? {
+            selection: { order: Object.freeze(selection.order) as string[], active: this.active },
+            preferred,
+            members: [...this.records.values()].map((r) => r.member),
+            tiers,
+          }
+        : undefined;
     return selection;
+  }
+
+  /** The last selection, if every input it was made from is unchanged. Allocates nothing. */
+  #reuse(preferred: string | undefined, now: number): Selection | undefined {
+    const last = this.#last;
+    if (
+      !last ||
+      last.selection.active !== this.active ||
+      last.preferred !== preferred ||
+      last.members.length !== this.records.size
+    ) {
+      return undefined;
+    }
+    let i = 0;
+    for (const r of this.records.values()) {
+      // The member object is replaced when its weight changes; a removed and re-added member
+      // is a new one.
+      if (
+        r.member !== last.members[i] ||
+        tierOf(r.status, circuitPhase(r.circuit, now)) !== last.tiers[i]
+      ) {
+        return undefined;
+      }
+      i++;
+    }
+    return last.selection;
+  }
+
+  /**
+   * Can the passing of time alone change this selection, with every rank class the same? Only
+   * through a failback: a member heavier than the active one, healthy, settling over its grace
+   * period (the grace period and `activeSince` matter only then). Without one,
+   * time acts only through circuit phases, which the rank classes show.
+   */
+  #timeCannotChange(selection: Selection): boolean {
+    const active = selection.active === undefined ? undefined : this.records.get(selection.active);
+    if (!active || selection.active !== this.active) return false;
+    for (const r of this.records.values()) {
+      if (r !== active && r.status === 'healthy' && r.member.weight > active.member.weight) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**

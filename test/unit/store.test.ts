@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CircuitSettings } from '../../src/circuit.js';
+import { type CircuitSettings, circuitPhase } from '../../src/circuit.js';
 import { type ResolvedMember, resolveOptions } from '../../src/config.js';
 import type { SharedHealth } from '../../src/health/shared.js';
 import {
@@ -8,6 +9,7 @@ import {
   resetHealthStores,
   storeKey,
 } from '../../src/health/store.js';
+import { type RequestHints, type Selection, selectMembers } from '../../src/selector.js';
 
 /**
  * The health store's own rules, on the store itself: healthy streaks and lag, merging the
@@ -165,5 +167,178 @@ describe('one store per configuration', () => {
     }).members;
     expect(storeKey(sameHere)).toBe(storeKey(here));
     resetHealthStores();
+  });
+});
+
+describe('selection reuse', () => {
+  /** What `select` decides from scratch: the pure selector over the records as they are now. */
+  function fromScratch(
+    store: HealthStore,
+    hints: RequestHints | undefined,
+    proximity: boolean,
+    gracePeriodMs: number,
+    now: number,
+  ): Selection {
+    const forced = store.forced && now < store.forced.until ? store.forced : undefined;
+    const shared = store.shared;
+    return selectMembers({
+      members: [...store.records.values()].map((r) => ({
+        name: r.member.name,
+        weight: r.member.weight,
+        location: r.member.location,
+        status: r.status,
+        phase: circuitPhase(r.circuit, now),
+        healthySince: r.healthySince,
+        lagging: r.lagging,
+      })),
+      active: store.active,
+      activeSince: store.activeSince,
+      gracePeriodMs,
+      proximity,
+      now,
+      forced,
+      preferred: shared && now < shared.until ? shared.active : undefined,
+      hints,
+    });
+  }
+
+  // 'a' (the heaviest) more often, so failovers away from it and failbacks to it are common.
+  const names = ['a', 'a', 'a', 'b', 'c'] as const;
+  const step = fc.oneof(
+    fc.record({ op: fc.constant('success' as const), m: fc.constantFrom(...names) }),
+    fc.record({ op: fc.constant('failure' as const), m: fc.constantFrom(...names) }),
+    fc.record({
+      op: fc.constant('check' as const),
+      m: fc.constantFrom(...names),
+      healthy: fc.boolean(),
+      lagging: fc.boolean(),
+    }),
+    fc.record({ op: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 2500 }) }),
+    fc.record({
+      op: fc.constant('weight' as const),
+      m: fc.constantFrom(...names),
+      w: fc.integer({ min: 1, max: 4 }),
+    }),
+    fc.record({
+      op: fc.constant('force' as const),
+      m: fc.constantFrom(...names),
+      ms: fc.integer({ min: 1, max: 3000 }),
+    }),
+    fc.record({
+      op: fc.constant('publish' as const),
+      active: fc.option(fc.constantFrom(...names), { nil: undefined }),
+    }),
+    fc.record({ op: fc.constant('replace' as const), m: fc.constantFrom(...names) }),
+    fc.record({ op: fc.constant('select' as const), near: fc.boolean() }),
+  );
+
+  it('never changes a decision: after any history, select answers what the selector decides from scratch', () => {
+    const settings: CircuitSettings = {
+      consecutive: { threshold: 2 },
+      rate: false,
+      gracePeriodMs: 1000,
+    };
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), fc.boolean(), (steps, proximity) => {
+        const store = storeOf(
+          members([
+            { weight: 3, location: { colos: ['AMS'] } },
+            { weight: 2, location: { colos: ['FRA'] } },
+            { weight: 1 },
+          ]),
+        );
+        let now = 1_000_000;
+        const check = (hints: RequestHints | undefined) => {
+          const expected = fromScratch(store, hints, proximity, settings.gracePeriodMs, now);
+          const got = store.select(hints, proximity, settings.gracePeriodMs, now);
+          expect({ order: [...got.order], active: got.active, locked: got.locked }).toEqual({
+            order: expected.order,
+            active: expected.active,
+            locked: expected.locked,
+          });
+          expect(got.switched).toEqual(expected.switched);
+        };
+        for (const s of steps) {
+          const record = 'm' in s ? store.records.get(s.m) : undefined;
+          switch (s.op) {
+            case 'success':
+              store.recordSuccess(s.m, 5, settings, 'request', now);
+              break;
+            case 'failure':
+              store.recordFailure(s.m, 'unknown-outcome', 'reset', settings, now);
+              break;
+            case 'check':
+              store.recordCheck(s.m, { ...s, reason: 'probe' }, settings, now);
+              break;
+            case 'wait':
+              now += s.ms;
+              break;
+            case 'weight':
+              // As `setWeight` does: a new member object.
+              if (record) record.member = { ...record.member, weight: s.w };
+              break;
+            case 'force':
+              store.forced = { name: s.m, until: now + s.ms };
+              break;
+            case 'publish':
+              store.shared = { active: s.active, at: now, until: now + 1500 };
+              break;
+            case 'replace':
+              // Removed and added again at run time: a new record in last place.
+              if (record) {
+                store.removeMember(s.m);
+                store.addMember({ ...record.member });
+              }
+              break;
+            case 'select':
+              check(s.near ? { colo: 'FRA' } : undefined);
+              break;
+          }
+          check(undefined);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('fails back once the heavier member has been healthy for a grace period, with nothing else happening', () => {
+    const store = storeOf(members([{ weight: 2 }, { weight: 1 }]));
+    store.recordCheck('a', { healthy: false, reason: 'down' }, circuit, 0);
+    store.recordCheck('b', healthy, circuit, 0);
+    expect(store.select(undefined, false, 1000, 10).active).toBe('b');
+    store.recordCheck('a', healthy, circuit, 2000);
+    // Healthy, but not for a whole grace period yet: the same answer, many times over.
+    for (let t = 2001; t < 3000; t += 100)
+      expect(store.select(undefined, false, 1000, t).active).toBe('b');
+    const back = store.select(undefined, false, 1000, 3000);
+    expect(back.active).toBe('a');
+    expect(back.switched).toEqual({ from: 'b', to: 'a', reason: 'failback' });
+  });
+
+  it('ranks a member again when its circuit turns half-open, with nothing else happening', () => {
+    const store = storeOf(members([{ weight: 1 }, { weight: 1 }, { weight: 1 }]));
+    for (const m of ['a', 'b', 'c']) store.recordCheck(m, healthy, circuit, 0);
+    for (let i = 0; i < 3; i++) store.recordFailure('c', 'unknown-outcome', 'reset', circuit, 10);
+    expect(store.select(undefined, false, 1000, 20).order).toEqual(['a', 'b', 'c']);
+    for (let i = 0; i < 3; i++) store.recordFailure('b', 'unknown-outcome', 'reset', circuit, 500);
+    // Both open: by name.
+    expect(store.select(undefined, false, 1000, 600).order).toEqual(['a', 'b', 'c']);
+    expect(store.select(undefined, false, 1000, 1009).order).toEqual(['a', 'b', 'c']);
+    // c's grace period ends at 1010: half-open ranks before b's open circuit.
+    expect(store.select(undefined, false, 1000, 1010).order).toEqual(['a', 'c', 'b']);
+  });
+
+  it('hands back the same order while nothing it depends on has changed, and a new one when something has', () => {
+    const store = storeOf(members([{ weight: 2 }, { weight: 1 }]));
+    store.recordCheck('a', healthy, circuit, 0);
+    store.recordCheck('b', healthy, circuit, 0);
+    const first = store.select(undefined, false, 1000, 10);
+    expect(first.order).toEqual(['a', 'b']);
+    expect(store.select(undefined, false, 1000, 20).order).toBe(first.order);
+    store.recordCheck('b', { healthy: false, reason: 'down' }, circuit, 30);
+    const after = store.select(undefined, false, 1000, 40);
+    expect(after.order).not.toBe(first.order);
+    expect(after.order).toEqual(['a', 'b']);
+    expect(Object.isFrozen(after.order)).toBe(true);
   });
 });
