@@ -285,18 +285,28 @@ export class FailoverRequester implements Requester {
     readonly scope: RequestScope = {},
   ) {}
 
-  async request<TResult = unknown>(req: UpstashRequest): Promise<UpstashResponse<TResult>> {
-    const memberRequest = toMemberRequest(req);
-    const reply = await this.execute(memberRequest);
-    if (memberRequest.kind !== 'command' && !Array.isArray(reply)) {
-      // A discarded transaction: one error for the whole batch, message unchanged.
-      throw new upstashErrors.UpstashError(reply.error ?? 'transaction discarded');
+  request<TResult = unknown>(req: UpstashRequest): Promise<UpstashResponse<TResult>> {
+    let memberRequest: MemberRequest;
+    try {
+      memberRequest = toMemberRequest(req);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return reply as UpstashResponse<TResult>;
+    return this.run(memberRequest, true) as Promise<UpstashResponse<TResult>>;
   }
 
   /** Runs one request with failover; resolves to the member's decoded REST reply. */
-  async execute(request: MemberRequest): Promise<RestReply | RestReply[]> {
+  execute(request: MemberRequest): Promise<RestReply | RestReply[]> {
+    return this.run(request, false);
+  }
+
+  /**
+   * The whole call in one async function, the attempts one at a time inline: every command
+   * passes here, and each async layer is a frame and a promise kept alive for the whole round
+   * trip (at 32 in flight, that garbage outlives young-generation collections).
+   * `forUpstash`: a discarded transaction is thrown as `@upstash/redis` would.
+   */
+  private async run(request: MemberRequest, forUpstash: boolean): Promise<RestReply | RestReply[]> {
     const core = this.core;
     const o = core.options;
     const scope = this.scope;
@@ -333,13 +343,32 @@ export class FailoverRequester implements Requester {
       next: 0,
       failures: [],
     };
-    // Only a read is hedged; every other call tries one member at a time, which needs no
-    // AbortController, race or bookkeeping per attempt (a measurable share of the per-command cost).
-    const reply =
-      safety === 'read' && o.hedgeAfterMs !== undefined
-        ? await this.hedged(call, o.hedgeAfterMs)
-        : await this.oneAtATime(call);
-    if (reply !== undefined) return reply;
+    let reply: RestReply | RestReply[] | undefined;
+    if (safety === 'read' && o.hedgeAfterMs !== undefined) {
+      reply = await this.hedged(call, o.hedgeAfterMs);
+    } else {
+      // Every other call tries one member at a time, which needs no AbortController, race or
+      // bookkeeping per attempt (a measurable share of the per-command cost).
+      for (;;) {
+        scope.signal?.throwIfAborted();
+        const next = this.nextAttempt(call, scope.signal);
+        if (!next) break;
+        const { member, options } = next;
+        const outcome = await next.transport.send(request, options);
+        const settled = this.settle(call, member, outcome, call.next < call.order.length, options);
+        if (settled !== TRY_NEXT) {
+          reply = settled;
+          break;
+        }
+      }
+    }
+    if (reply !== undefined) {
+      if (forUpstash && request.kind !== 'command' && !Array.isArray(reply)) {
+        // A discarded transaction: one error for the whole batch, message unchanged.
+        throw new upstashErrors.UpstashError(reply.error ?? 'transaction discarded');
+      }
+      return reply;
+    }
 
     for (const member of call.order.slice(call.next)) {
       call.failures.push({
@@ -374,21 +403,6 @@ export class FailoverRequester implements Requester {
       noToken(call, member, !this.core.store.records.has(member));
     }
     return undefined;
-  }
-
-  /** Tries the members in order, each after the previous one failed; undefined if none answered. */
-  private async oneAtATime(call: Call): Promise<RestReply | RestReply[] | undefined> {
-    const scope = this.scope;
-    for (;;) {
-      scope.signal?.throwIfAborted();
-      const next = this.nextAttempt(call, scope.signal);
-      if (!next) return undefined;
-      const { member, options } = next;
-      const outcome = await next.transport.send(call.request, options);
-      const more = call.next < call.order.length;
-      const settled = this.settle(call, member, outcome, more, options);
-      if (settled !== TRY_NEXT) return settled;
-    }
   }
 
   /**
