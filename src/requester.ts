@@ -292,21 +292,16 @@ export class FailoverRequester implements Requester {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.run(memberRequest, true) as Promise<UpstashResponse<TResult>>;
-  }
-
-  /** Runs one request with failover; resolves to the member's decoded REST reply. */
-  execute(request: MemberRequest): Promise<RestReply | RestReply[]> {
-    return this.run(request, false);
+    return this.run(memberRequest) as Promise<UpstashResponse<TResult>>;
   }
 
   /**
    * The whole call in one async function, the attempts one at a time inline: every command
    * passes here, and each async layer is a frame and a promise kept alive for the whole round
-   * trip (at 32 in flight, that garbage outlives young-generation collections).
-   * `forUpstash`: a discarded transaction is thrown as `@upstash/redis` would.
+   * trip (at 32 in flight, that garbage outlives young-generation collections). Resolves to
+   * the member's decoded REST reply; a discarded transaction rejects as `@upstash/redis` would.
    */
-  private async run(request: MemberRequest, forUpstash: boolean): Promise<RestReply | RestReply[]> {
+  private async run(request: MemberRequest): Promise<RestReply | RestReply[]> {
     const core = this.core;
     const o = core.options;
     const scope = this.scope;
@@ -363,7 +358,7 @@ export class FailoverRequester implements Requester {
       }
     }
     if (reply !== undefined) {
-      if (forUpstash && request.kind !== 'command' && !Array.isArray(reply)) {
+      if (request.kind !== 'command' && !Array.isArray(reply)) {
         // A discarded transaction: one error for the whole batch, message unchanged.
         throw new upstashErrors.UpstashError(reply.error ?? 'transaction discarded');
       }
