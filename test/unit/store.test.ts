@@ -229,7 +229,27 @@ describe('selection reuse', () => {
       active: fc.option(fc.constantFrom(...names), { nil: undefined }),
     }),
     fc.record({ op: fc.constant('replace' as const), m: fc.constantFrom(...names) }),
-    fc.record({ op: fc.constant('select' as const), near: fc.boolean() }),
+    fc.record({ op: fc.constant('remove' as const), m: fc.constantFrom(...names) }),
+    // As `setActiveMember` does: the active member changes outside `select`.
+    fc.record({ op: fc.constant('activate' as const), m: fc.constantFrom(...names) }),
+    fc.record({
+      op: fc.constant('merge' as const),
+      active: fc.option(fc.constantFrom(...names), { nil: undefined }),
+      statuses: fc.array(fc.constantFrom('healthy' as const, 'unhealthy' as const, 'lagging'), {
+        minLength: 3,
+        maxLength: 3,
+      }),
+    }),
+    // Several changes may come between two selections, made by clients that differ in
+    // proximity, grace period and hints (they can share one store).
+    ...Array.from({ length: 4 }, () =>
+      fc.record({
+        op: fc.constant('select' as const),
+        near: fc.boolean(),
+        proximity: fc.boolean(),
+        grace: fc.constantFrom(0, 1000, 5000),
+      }),
+    ),
   );
 
   it('never changes a decision: after any history, select answers what the selector decides from scratch', () => {
@@ -239,7 +259,7 @@ describe('selection reuse', () => {
       gracePeriodMs: 1000,
     };
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 60 }), fc.boolean(), (steps, proximity) => {
+      fc.property(fc.array(step, { maxLength: 80 }), (steps) => {
         const store = storeOf(
           members([
             { weight: 3, location: { colos: ['AMS'] } },
@@ -248,16 +268,6 @@ describe('selection reuse', () => {
           ]),
         );
         let now = 1_000_000;
-        const check = (hints: RequestHints | undefined) => {
-          const expected = fromScratch(store, hints, proximity, settings.gracePeriodMs, now);
-          const got = store.select(hints, proximity, settings.gracePeriodMs, now);
-          expect({ order: [...got.order], active: got.active, locked: got.locked }).toEqual({
-            order: expected.order,
-            active: expected.active,
-            locked: expected.locked,
-          });
-          expect(got.switched).toEqual(expected.switched);
-        };
         for (const s of steps) {
           const record = 'm' in s ? store.records.get(s.m) : undefined;
           switch (s.op) {
@@ -290,14 +300,50 @@ describe('selection reuse', () => {
                 store.addMember({ ...record.member });
               }
               break;
-            case 'select':
-              check(s.near ? { colo: 'FRA' } : undefined);
+            case 'remove':
+              if (record && store.records.size > 1) store.removeMember(s.m);
               break;
+            case 'activate':
+              if (record) store.setActive(s.m, 'forced', now);
+              break;
+            case 'merge':
+              store.applyShared(
+                {
+                  version: 1,
+                  key: store.key,
+                  at: now,
+                  active: s.active,
+                  members: Object.fromEntries(
+                    ['a', 'b', 'c'].map((m, i) => [
+                      m,
+                      {
+                        status: s.statuses[i] === 'unhealthy' ? 'unhealthy' : 'healthy',
+                        checkedAt: now,
+                        lagging: s.statuses[i] === 'lagging' || undefined,
+                      },
+                    ]),
+                  ),
+                },
+                1500,
+                now,
+              );
+              break;
+            case 'select': {
+              const hints = s.near ? { colo: 'FRA' } : undefined;
+              const expected = fromScratch(store, hints, s.proximity, s.grace, now);
+              const got = store.select(hints, s.proximity, s.grace, now);
+              expect({ order: [...got.order], active: got.active, locked: got.locked }).toEqual({
+                order: expected.order,
+                active: expected.active,
+                locked: expected.locked,
+              });
+              expect(got.switched).toEqual(expected.switched);
+              break;
+            }
           }
-          check(undefined);
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: 2000 },
     );
   });
 
@@ -326,6 +372,30 @@ describe('selection reuse', () => {
     expect(store.select(undefined, false, 1000, 1009).order).toEqual(['a', 'b', 'c']);
     // c's grace period ends at 1010: half-open ranks before b's open circuit.
     expect(store.select(undefined, false, 1000, 1010).order).toEqual(['a', 'c', 'b']);
+  });
+
+  it('sees changes made between two selections: the active member set by hand, a member removed, a heavier member back in sync', () => {
+    const byHand = storeOf(members([{ weight: 1 }, { weight: 1 }]));
+    for (const m of ['a', 'b']) byHand.recordCheck(m, healthy, circuit, 0);
+    byHand.select(undefined, false, 1000, 10);
+    byHand.setActive('b', 'forced', 20);
+    expect(byHand.select(undefined, false, 1000, 30).order).toEqual(['b', 'a']);
+
+    const shrunk = storeOf(members([{ weight: 1 }, { weight: 1 }, { weight: 1 }]));
+    for (const m of ['a', 'b', 'c']) shrunk.recordCheck(m, healthy, circuit, 0);
+    shrunk.select(undefined, false, 1000, 10);
+    shrunk.removeMember('c');
+    expect(shrunk.select(undefined, false, 1000, 20).order).toEqual(['a', 'b']);
+
+    // Healthy but lagging keeps its rank class; catching up is what lets it settle.
+    const lagged = storeOf(members([{ weight: 2 }, { weight: 1 }]));
+    lagged.recordCheck('a', { healthy: false, reason: 'down' }, circuit, 0);
+    lagged.recordCheck('b', healthy, circuit, 0);
+    lagged.select(undefined, false, 1000, 10);
+    lagged.recordCheck('a', lagging, circuit, 100);
+    expect(lagged.select(undefined, false, 1000, 200).active).toBe('b');
+    lagged.recordCheck('a', healthy, circuit, 300);
+    expect(lagged.select(undefined, false, 1000, 5000).active).toBe('a');
   });
 
   it('hands back the same order while nothing it depends on has changed, and a new one when something has', () => {
