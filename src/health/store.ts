@@ -210,7 +210,7 @@ export class HealthStore {
       this.setActive(selection.active, selection.switched?.reason, now);
     }
     this.#last =
-      reusable && this.#timeCannotChange(selection)
+      reusable && this.#timeCannotChange()
         ? {
             selection: { order: Object.freeze(selection.order) as string[], active: this.active },
             preferred,
@@ -253,9 +253,9 @@ export class HealthStore {
    * period (the grace period and `activeSince` matter only then). Without one,
    * time acts only through circuit phases, which the rank classes show.
    */
-  #timeCannotChange(selection: Selection): boolean {
-    const active = selection.active === undefined ? undefined : this.records.get(selection.active);
-    if (!active || selection.active !== this.active) return false;
+  #timeCannotChange(): boolean {
+    const active = this.active === undefined ? undefined : this.records.get(this.active);
+    if (!active) return false;
     for (const r of this.records.values()) {
       if (r !== active && r.status === 'healthy' && r.member.weight > active.member.weight) {
         return false;
