@@ -99,10 +99,14 @@ export function recordSuccess(
       return state;
     }
   }
+  // A circuit that closes (half-open, then a success) starts a new window: the failures that
+  // opened it, and stray ones while it was open, must not re-open it at the next failure.
   return {
     open: false,
     consecutiveFailures: 0,
-    buckets: settings.rate ? countInWindow(state, now, settings.rate.windowMs, false) : [],
+    buckets: settings.rate
+      ? countInWindow(state.open ? closedCircuit() : state, now, settings.rate.windowMs, false)
+      : [],
   };
 }
 
@@ -112,13 +116,13 @@ export function recordFailure(
   settings: CircuitSettings,
   now: number,
 ): CircuitState {
-  const consecutiveFailures = state.consecutiveFailures + 1;
-  const buckets = settings.rate ? countInWindow(state, now, settings.rate.windowMs, true) : [];
   const reopen = state.open && now >= (state.graceUntil ?? 0);
   if (state.open && !reopen) {
     // Already open and still in grace: stray failures of in-flight requests change nothing.
-    return { ...state, consecutiveFailures, buckets };
+    return state;
   }
+  const consecutiveFailures = state.consecutiveFailures + 1;
+  const buckets = settings.rate ? countInWindow(state, now, settings.rate.windowMs, true) : [];
   let trip = reopen;
   if (!trip && settings.consecutive) {
     trip = consecutiveFailures >= settings.consecutive.threshold;

@@ -50,7 +50,10 @@ export interface SelectionInput {
 }
 
 export interface Selection {
-  /** Members to try, in order: the active one first, every member exactly once. */
+  /**
+   * Members to try, in order, every member exactly once: the active one first when it is usable
+   * or forced, otherwise the ranking (healthy, unknown, half-open, down).
+   */
   order: string[];
   /**
    * `forceActiveMember` holds: only the first member may be tried (the others are locked out
@@ -194,17 +197,18 @@ export function selectMembers(input: SelectionInput): Selection {
           : reasonForLeaving(current);
   } else if (current && isUsable(current)) {
     // Sticky: keep a working member; move only to a clearly better one that has been healthy
-    // for a whole grace period, and not sooner than a grace period after the last switch.
-    const best = ranked[0];
-    const because = best && best !== current ? betterBecause(best, current, input) : undefined;
-    if (
-      best &&
-      because &&
-      isSettled(best, input.now, input.gracePeriodMs) &&
-      input.now - input.activeSince >= input.gracePeriodMs
-    ) {
-      next = best;
-      reason = because;
+    // for a whole grace period, and not sooner than a grace period after the last switch. The
+    // best such member, not only the best-ranked one: a heavier member that lags or has just
+    // come back does not hold failback to a settled one in between (as in Jedis' failback).
+    if (input.now - input.activeSince >= input.gracePeriodMs) {
+      for (const m of ranked) {
+        const because = m === current ? undefined : betterBecause(m, current, input);
+        if (because && isSettled(m, input.now, input.gracePeriodMs)) {
+          next = m;
+          reason = because;
+          break;
+        }
+      }
     }
   } else {
     const firstUsable = ranked.find(isUsable);
@@ -219,9 +223,13 @@ export function selectMembers(input: SelectionInput): Selection {
     }
   }
 
+  // The active member leads when it is usable (or forced). When nothing is usable it stays the
+  // active one, but the ranking says what to try first: a half-open member before one whose
+  // circuit has just opened.
+  const lead = next && (forcedMember || isUsable(next)) ? next : undefined;
   const order: string[] = [];
-  if (next) order.push(next.name);
-  for (const m of ranked) if (m !== next) order.push(m.name);
+  if (lead) order.push(lead.name);
+  for (const m of ranked) if (m !== lead) order.push(m.name);
 
   const selection: Selection = { order, active: next?.name };
   if (forcedMember) selection.locked = true;

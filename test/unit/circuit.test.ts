@@ -101,6 +101,25 @@ describe('circuit breaker', () => {
     expect(s.buckets.length).toBeLessThanOrEqual(10);
   });
 
+  it('a circuit that closes starts a new window: failures from before need company to re-open it', () => {
+    let s = closedCircuit();
+    for (const t of [0, 1, 2]) s = recordFailure(s, rateOnly, t);
+    expect(s.open).toBe(true);
+    // Stray failures while it is open (last-resort traffic) change nothing...
+    const open = s;
+    for (const t of [500, 600, 700]) s = recordFailure(s, rateOnly, t);
+    expect(s).toBe(open);
+    // ...and once half-open, one success closes it with a clean window.
+    s = recordSuccess(s, rateOnly, 1500);
+    expect(circuitPhase(s, 1500)).toBe('closed');
+    s = recordFailure(s, rateOnly, 1600);
+    expect(circuitPhase(s, 1600)).toBe('closed');
+    s = recordFailure(s, rateOnly, 1700);
+    expect(circuitPhase(s, 1700)).toBe('closed');
+    s = recordFailure(s, rateOnly, 1800);
+    expect(circuitPhase(s, 1800)).toBe('open');
+  });
+
   it('state is plain JSON and survives a round trip', () => {
     let s = closedCircuit();
     s = recordFailure(s, rateOnly, 0);

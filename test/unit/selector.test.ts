@@ -116,6 +116,53 @@ describe('selectMembers', () => {
     expect(s.active).toBe('a');
   });
 
+  it('with nothing usable, tries a half-open member before the active one whose circuit just opened', () => {
+    const s = selectMembers(
+      input(
+        [
+          view('a', 2, { phase: 'open', status: 'unhealthy' }),
+          view('b', 1, { phase: 'half-open', status: 'unhealthy' }),
+        ],
+        { active: 'a' },
+      ),
+    );
+    // a stays the active member (nothing to switch to), but the trial goes to b first.
+    expect(s.active).toBe('a');
+    expect(s.order).toEqual(['b', 'a']);
+    expect(s.switched).toBeUndefined();
+  });
+
+  it('fails back to a settled heavier member when the heaviest one lags', () => {
+    const s = selectMembers(
+      input(
+        [
+          view('a', 3, { status: 'healthy', lagging: true }),
+          view('b', 2, { status: 'healthy', healthySince: 1000 }),
+          view('c', 1, { status: 'healthy', healthySince: 0 }),
+        ],
+        { active: 'c' },
+      ),
+    );
+    expect(s.active).toBe('b');
+    expect(s.switched).toEqual({ from: 'c', to: 'b', reason: 'failback' });
+  });
+
+  it('fails back to a settled heavier member while the heaviest one is still in its grace streak', () => {
+    const members = [
+      view('a', 3, { status: 'healthy', healthySince: 9900 }),
+      view('b', 2, { status: 'healthy', healthySince: 1000 }),
+      view('c', 1, { status: 'healthy', healthySince: 0 }),
+    ];
+    expect(selectMembers(input(members, { active: 'c' })).active).toBe('b');
+    // Once a has settled too, and a grace period after the switch to b, on to a.
+    expect(
+      selectMembers(input(members, { active: 'b', activeSince: 10_000, now: 11_000 })).active,
+    ).toBe('a');
+    expect(
+      selectMembers(input(members, { active: 'b', activeSince: 10_000, now: 10_500 })).active,
+    ).toBe('b');
+  });
+
   it('a forced member wins until the lock ends', () => {
     const members = [view('a', 2, { status: 'healthy', healthySince: 0 }), view('b', 1)];
     const forced = { name: 'b', until: 20_000 };
