@@ -174,25 +174,35 @@ export class FailoverCore {
   async refreshAll(): Promise<void> {
     const deps = this.checkerDeps;
     const store = this.store;
-    // A cron run is often a fresh isolate's first work. Start from the decision published last
-    // time (the active member, since when, and each member's healthy streak) so the grace rules
-    // span runs: from nothing, the heaviest member would win the moment it answers again.
-    if (store.active === undefined && deps.health.cache) {
+    // A cron run is often a fresh isolate's first work, and a warm one may have missed runs in
+    // other isolates. Start from the newest published decision (the active member, since when,
+    // and each member's healthy streak) so the grace rules span runs: from nothing, or from this
+    // isolate's older view, the heaviest member would win the moment it answers again.
+    if (deps.health.cache) {
       await readShared(deps).catch(() => undefined);
       const published = store.shared;
-      if (published?.active !== undefined && store.records.has(published.active)) {
+      if (
+        published?.active !== undefined &&
+        published.at > (store.publishedAt ?? Number.NEGATIVE_INFINITY) &&
+        store.records.has(published.active)
+      ) {
         store.setActive(published.active, undefined, published.activeSince ?? published.at);
       }
     }
     // This is where the shared decision is made: it must follow the grace rules itself, not an
     // older published choice (which could fail back to a member the moment it answers again).
     store.shared = undefined;
-    store.refreshStartedAt = this.now();
-    store.nextRefreshAt = this.now() + this.options.health.intervalMs;
+    const now = this.now();
+    // A traffic refresh running in this isolate keeps its marker (single flight): the cron
+    // checks anyway, but must not let a second traffic refresh start beside the first.
+    const running = store.refreshStartedAt;
+    const marks = running === undefined || now - running >= this.options.health.staleRefreshMs;
+    if (marks) store.refreshStartedAt = now;
+    store.nextRefreshAt = now + this.options.health.intervalMs;
     try {
       await checkAll(deps);
     } finally {
-      store.refreshStartedAt = undefined;
+      if (marks && store.refreshStartedAt === now) store.refreshStartedAt = undefined;
     }
     this.select(undefined);
     await publishShared(deps);

@@ -63,20 +63,23 @@ export async function checkMember(
   };
   // `health` carries the plan: probes, probeDelayMs, policy.
   let verdict = await runProbes(counted, ctx, health);
+  // The probe that decides; a config problem there (a wrong token: PING refused) is no verdict.
+  let decider = verdict;
   // The health source is broken, not necessarily the member: ask the data path itself, unless
   // the user wants an unreachable source to mean "down".
   const fallBack = verdict.unreachable
     ? health.onSourceUnreachable !== 'unhealthy'
     : verdict.configProblem;
   if (fallBack && primary !== pingProbe) {
-    const ping = await runProbes(pingProbe, ctx, health);
+    decider = await runProbes(pingProbe, ctx, health);
     verdict = {
-      ...ping,
-      reason: `${ping.reason} (${verdict.reason})`,
-      configProblem: verdict.configProblem || ping.configProblem,
+      ...decider,
+      reason: `${decider.reason} (${verdict.reason})`,
+      configProblem: verdict.configProblem || decider.configProblem,
     };
   }
-  const event = store.recordCheck(name, verdict, deps.circuit, deps.now());
+  const refused = !verdict.healthy && decider.configProblem !== undefined;
+  const event = store.recordCheck(name, { ...verdict, refused }, deps.circuit, deps.now());
   if (event) deps.emitter.emit('health', event);
   return verdict;
 }
@@ -163,7 +166,9 @@ export function maybeStartRefresh(deps: CheckerDeps): RunningRefresh | undefined
 export async function publishShared(deps: CheckerDeps): Promise<void> {
   const cache = deps.health.cache;
   if (!cache) return;
-  await cache.put(cacheKeyFor(deps.store.key), deps.store.toShared(deps.now()));
+  const record = deps.store.toShared(deps.now());
+  deps.store.publishedAt = record.at;
+  await cache.put(cacheKeyFor(deps.store.key), record);
 }
 
 /**

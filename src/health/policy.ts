@@ -27,13 +27,20 @@ export async function runProbes(
   let passes = 0;
   let fails = 0;
   let verdict: ProbeVerdict | undefined;
+  // What a failed plan reports: a real answer from the source rather than its being unreachable
+  // (an unreachable source makes the checker fall back to PING).
+  let failed: ProbeVerdict | undefined;
   for (let i = 0; i < plan.probes; i++) {
     if (i > 0 && plan.probeDelayMs > 0) await sleep(plan.probeDelayMs);
     verdict = await probe(ctx);
-    // A misconfigured source gives no verdict; asking again will not change that.
-    if (verdict.configProblem || verdict.unreachable) return verdict;
+    // A misconfigured source gives no verdict; asking again will not change that. An unreachable
+    // one is one failed probe: a blip must not decide a plan of several (Jedis counts it so).
+    if (verdict.configProblem) return verdict;
+    if (!verdict.healthy && (failed === undefined || failed.unreachable)) failed = verdict;
     // Each probe can only settle the side it counted for.
-    if (verdict.healthy ? ++passes >= needed : plan.probes - ++fails < needed) return verdict;
+    if (verdict.healthy ? ++passes >= needed : plan.probes - ++fails < needed) {
+      return verdict.healthy ? verdict : failed!;
+    }
   }
   return verdict!;
 }

@@ -128,13 +128,14 @@ export const availabilityProbe: Probe = async ({
   const get = async (path: string, retry = true) => {
     const once = () =>
       abortAfter(timeoutMs, async (signal) => {
-        // Redirects are followed: older servers answered 307 from secondary nodes.
+        // Redirects are followed (older servers answered 307 from secondary nodes); fetch keeps
+        // the credentials only for the same origin, which is what design 4.8 asks.
         const response = await (fetchImpl ?? fetch)(`${a.url}/${path}`, { headers, signal });
-        const { ok, status } = response;
+        const { ok, status, redirected } = response;
         const body = await response.json().catch(() => undefined);
         const code: string =
           typeof body?.error_code === 'string' ? body.error_code : `http ${status}`;
-        return { ok, status, body, code };
+        return { ok, status, body, code, redirected };
       }).catch((error) => {
         timedOut ||= error === TIMED_OUT;
         throw error;
@@ -145,12 +146,17 @@ export const availabilityProbe: Probe = async ({
     return once();
   };
   /** 401/403/404/...: the probe is misconfigured; that says nothing about the member. */
-  const problem = ({ status, code }: { status: number; code: string }): ProbeVerdict => {
+  const problem = (answer: { status: number; code: string; redirected: boolean }): ProbeVerdict => {
+    const { status } = answer;
     if (status === 404) uidCache.delete(member.name);
+    // fetch drops the credentials on a redirect to another host (another node), by design.
+    const via = answer.redirected
+      ? ' after a redirect to another node; use its URL or local: true'
+      : '';
     return {
       healthy: false,
       reason: `availability API ${status}`,
-      configProblem: `availability API of "${member.name}" answered ${status} (${code})`,
+      configProblem: `availability API of "${member.name}" answered ${status} (${answer.code})${via}`,
     };
   };
   const host = new URL(member.url).hostname;
@@ -158,7 +164,10 @@ export const availabilityProbe: Probe = async ({
     let uid = a.bdbUid ?? uidCache.get(member.name);
     if (uid === undefined) {
       const found = await get('v1/bdbs?fields=uid,endpoints');
-      if (!found.ok) return problem(found);
+      // 503/500: the cluster cannot answer now (no quorum...), which is no config problem.
+      if (!found.ok) {
+        return unavailable(found.status) ? { healthy: false, reason: found.code } : problem(found);
+      }
       // The database whose endpoint matches the member's host: dns_name first, then addr.
       const bdbs: Array<{ uid: number; endpoints?: BdbEndpoint[] }> = Array.isArray(found.body)
         ? found.body
@@ -183,8 +192,11 @@ export const availabilityProbe: Probe = async ({
     );
     if (lag.ok) return { healthy: true, reason: 'available' };
     if (!unavailable(lag.status)) return problem(lag);
-    // Down, or only behind? Ask again without the lag condition.
-    const plain = await get(path, false);
+    // Down, or only behind? Ask again without the lag condition. If that question is lost, the
+    // answer stays "not available": an unreachable source would fall back to PING, which cannot
+    // see lag, and make a member that may be behind a failback target.
+    const plain = await get(path, false).catch(() => undefined);
+    if (!plain) return { healthy: false, reason: lag.code };
     if (plain.ok) return { healthy: true, lagging: true, reason: `lagging (${lag.code})` };
     return unavailable(plain.status) ? { healthy: false, reason: plain.code } : problem(plain);
   } catch {

@@ -131,6 +131,8 @@ export class HealthStore {
   refreshStartedAt: number | undefined;
   /** A refresh or shared read has given every member a verdict at least once. */
   initialized = false;
+  /** When this store last published its decision to the shared tier (the cron helper). */
+  publishedAt: number | undefined;
   /** The active member the shared tier published, followed until `until`. */
   shared:
     | { active: string | undefined; activeSince?: number; at: number; until: number }
@@ -355,18 +357,28 @@ export class HealthStore {
   /**
    * A health check's verdict. Unhealthy takes the member out of selection (without touching
    * its circuit, which counts request failures); a healthy verdict closes a half-open circuit,
-   * and a failed one re-opens it for another grace period.
+   * and a failed one re-opens it for another grace period. A `refused` check (the deciding
+   * probe was misconfigured: a wrong token, a wrong URL) only records the problem: it says
+   * nothing about the member, and a wrong token must not move traffic away silently, for this
+   * client or for the others sharing the store (design 4.4: config errors are not failover).
    */
   recordCheck(
     name: string,
-    verdict: { healthy: boolean; lagging?: boolean; reason: string; configProblem?: string },
+    verdict: {
+      healthy: boolean;
+      lagging?: boolean;
+      reason: string;
+      configProblem?: string;
+      refused?: boolean;
+    },
     settings: CircuitSettings,
     now: number,
   ): HealthEvent | undefined {
     const r = this.records.get(name);
     if (!r) return undefined;
-    r.lagging = verdict.lagging === true;
     r.configProblem = verdict.configProblem;
+    if (verdict.refused) return undefined;
+    r.lagging = verdict.lagging === true;
     const { healthy, reason } = verdict;
     if (circuitPhase(r.circuit, now) === 'half-open') {
       r.circuit = (healthy ? recordSuccess : tripCircuit)(r.circuit, settings, now);
@@ -398,10 +410,13 @@ export class HealthStore {
   }
 
   /**
-   * Merges a shared record: per member the newer observation wins, and a local failure newer
-   * than the shared check beats a shared "healthy". Returns the health events it caused and the
-   * members this isolate saw fail after the record was made: the record cannot vouch for them,
-   * so the caller checks those itself (otherwise they would stay out until the next cron run).
+   * Merges a shared record: per member the newer observation wins (over one made here and over
+   * one merged from a newer record: KV reads can go back a generation), and a local failure
+   * newer than the shared check beats a shared "healthy". The published choice is followed
+   * unless a newer record was merged already. Returns the health events it caused and the
+   * members the record cannot vouch for, which the caller checks itself (otherwise they would
+   * stay out until the next cron run): those this isolate saw fail after the record was made,
+   * and those whose circuit is open here, which only a check (or a trial request) can close.
    */
   applyShared(
     shared: SharedHealth,
@@ -426,10 +441,14 @@ export class HealthStore {
       const localIsNewer =
         (ownCheck && remote.checkedAt <= r.checkedAt!) ||
         (remote.status === 'healthy' && failedSince);
-      if (localIsNewer) {
-        if (r.status === 'unhealthy' || r.circuit.open || failedSince) keptLocal.push(name);
+      const mergedIsNewer = !ownCheck && remote.checkedAt < (r.sharedCheckedAt ?? -Infinity);
+      if (localIsNewer || mergedIsNewer) {
+        if ((localIsNewer && r.status === 'unhealthy') || r.circuit.open || failedSince) {
+          keptLocal.push(name);
+        }
         continue;
       }
+      if (r.circuit.open) keptLocal.push(name);
       // The record's own check time and healthy streak, not the time of this merge.
       r.lagging = remote.lagging === true;
       const event = this.setStatus(
@@ -444,12 +463,14 @@ export class HealthStore {
       }
       if (event) events.push({ ...event, reason: 'shared', at: now });
     }
-    this.shared = {
-      active: shared.active,
-      activeSince: shared.activeSince,
-      at: shared.at,
-      until: shared.at + followForMs,
-    };
+    if (shared.at >= (this.shared?.at ?? -Infinity)) {
+      this.shared = {
+        active: shared.active,
+        activeSince: shared.activeSince,
+        at: shared.at,
+        until: shared.at + followForMs,
+      };
+    }
     this.initialized = true;
     return { events, keptLocal };
   }

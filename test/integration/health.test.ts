@@ -1,4 +1,4 @@
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,6 +7,7 @@ import {
   type FailureEvent,
   type HealthCache,
   type MemberConfig,
+  MemberConfigError,
   resetHealthStores,
   type SharedHealth,
   type SwitchEvent,
@@ -220,6 +221,139 @@ describe('availability API', () => {
     expect(performance.now() - started).toBeLessThan(150 + 700);
     expect(snap.members.find((m) => m.name === 'a')!.status).toBe('unhealthy');
     expect(redis.activeMember()).toBe('b');
+  });
+});
+
+/**
+ * A real HTTP server standing in for a cluster API with answers the emulation does not give;
+ * `answer` may destroy the socket to drop the connection.
+ */
+async function scriptedApi(answer: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(answer);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** The cluster's members, with a's availability API at `url` (and no uid unless given). */
+function withApi(url: string, bdbUid?: number): MemberConfig[] {
+  return cluster.members.map((m) => {
+    if (m.name !== 'a') return m;
+    const { bdbUid: _, ...availability } = m.availability;
+    return { ...m, availability: { ...availability, url, ...(bdbUid ? { bdbUid } : {}) } };
+  });
+}
+
+describe('availability API answers the emulation does not give', () => {
+  it('a 503 from database discovery means unavailable, not a config problem', async () => {
+    const api = await scriptedApi((_req, res) => json(res, 503, { error_code: 'no_quorum' }));
+    try {
+      const { redis } = client({}, withApi(api.url));
+      const snap = await redis.refreshAll();
+      const a = snap.members.find((m) => m.name === 'a')!;
+      expect(a).toMatchObject({ status: 'unhealthy', statusReason: 'no_quorum' });
+      expect(a.configProblem).toBeUndefined();
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('lag check 503 and the plain check lost: not "healthy and in sync" (no failback target)', async () => {
+    const api = await scriptedApi((req, res) => {
+      if (req.url?.includes('extend_check=lag')) json(res, 503, { error_code: 'bdb_lag' });
+      else req.socket.destroy();
+    });
+    try {
+      const { redis } = client({}, withApi(api.url, 1));
+      const a = (await redis.refreshAll()).members.find((m) => m.name === 'a')!;
+      expect(a).toMatchObject({ status: 'unhealthy', statusReason: 'bdb_lag' });
+      expect(a.healthySince).toBeUndefined();
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("policy 'any': an unreachable blip is one failed probe, not the verdict", async () => {
+    let calls = 0;
+    const api = await scriptedApi((req, res) => {
+      calls += 1;
+      if (calls === 1) req.socket.destroy();
+      else json(res, 200, {});
+    });
+    try {
+      const { redis } = client(
+        {
+          health: { probes: 3, probeDelayMs: 0, policy: 'any', onSourceUnreachable: 'unhealthy' },
+        },
+        withApi(api.url, 1),
+      );
+      const a = (await redis.refreshAll()).members.find((m) => m.name === 'a')!;
+      expect(a).toMatchObject({ status: 'healthy', statusReason: 'available' });
+      expect(calls).toBe(2);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a redirect to another node: credentials stay behind, and the config problem says why', async () => {
+    const seen: Array<string | undefined> = [];
+    const master = await scriptedApi((req, res) => {
+      seen.push(req.headers.authorization);
+      json(res, req.headers.authorization ? 200 : 401, { error_code: 'unauthorized' });
+    });
+    const secondary = await scriptedApi((req, res) => {
+      res.writeHead(307, { location: `${master.url}${req.url}` });
+      res.end();
+    });
+    try {
+      const { redis } = client({}, withApi(secondary.url, 1));
+      const a = (await redis.refreshAll()).members.find((m) => m.name === 'a')!;
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((h) => h === undefined)).toBe(true);
+      expect(a.configProblem).toMatch(/answered 401 .*after a redirect to another node/);
+      expect(a.status).toBe('healthy'); // PING decides meanwhile
+    } finally {
+      await Promise.all([master.close(), secondary.close()]);
+    }
+  });
+});
+
+describe('a wrong token', () => {
+  // Upstash-style members: no availability API, so PING (with the member's token) checks them.
+  const pingOnly = () => cluster.members.map(({ availability: _, ...m }) => m);
+
+  it('stays a config error after a refresh: never a silent failover', async () => {
+    const members = pingOnly().map((m) => (m.name === 'a' ? { ...m, token: 'wrong-token' } : m));
+    const { redis } = client({}, members);
+    await expect(redis.get('k')).rejects.toBeInstanceOf(MemberConfigError);
+    const snap = await redis.refreshAll();
+    const a = snap.members.find((m) => m.name === 'a')!;
+    expect(a.configProblem).toMatch(/rejected the token/);
+    expect(a.status).not.toBe('unhealthy');
+    expect(redis.activeMember()).toBe('a');
+    await expect(redis.get('k')).rejects.toBeInstanceOf(MemberConfigError);
+  });
+
+  it('in one client does not take the member away from a client with the right one', async () => {
+    const good = client({}, pingOnly());
+    await good.redis.refreshAll();
+    const stale = pingOnly().map((m) => (m.name === 'a' ? { ...m, token: 'rotated-out' } : m));
+    const bad = client({}, stale);
+    await bad.redis.refreshAll(); // the same store: the fingerprint has no tokens
+    expect(good.redis.activeMember()).toBe('a');
+    await good.redis.set('health:token', 'v');
+    expect(good.switches).toEqual([]);
   });
 });
 
