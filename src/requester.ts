@@ -262,6 +262,11 @@ interface Call {
   /** Index in `order` of the next member to try. */
   next: number;
   failures: MemberAttemptFailure[];
+  /**
+   * A failure `settle` passed on: its event waits for `nextAttempt`, which alone knows whether
+   * another member is really tried (the deadline, members without a token).
+   */
+  failed?: [member: string, outcome: Exclude<AttemptOutcome, { kind: 'ok' }>];
 }
 
 /** One attempt of a hedged read, the only kind of call with two attempts in flight. */
@@ -360,7 +365,7 @@ export class FailoverRequester implements Requester {
         if (!next) break;
         const { member, options } = next;
         const outcome = await next.transport.send(request, options);
-        const settled = this.settle(call, member, outcome, call.next < call.order.length, options);
+        const settled = this.settle(call, member, outcome, options);
         if (settled !== TRY_NEXT) {
           reply = settled;
           break;
@@ -399,15 +404,27 @@ export class FailoverRequester implements Requester {
    * undefined once the order or the deadline is used up. Members it cannot reach are skipped.
    */
   private nextAttempt(call: Call, signal: AbortSignal | undefined) {
-    while (call.next < call.order.length) {
+    let next: { member: string; transport: MemberTransport; options: SendOptions } | undefined;
+    while (!next && call.next < call.order.length) {
       const options = this.sendOptions(call, signal);
-      if (!options) return undefined;
+      if (!options) break;
       const member = call.order[call.next++]!;
       const transport = this.core.transport(member);
-      if (transport) return { member, transport, options };
-      noToken(call, member, !this.core.store.records.has(member));
+      if (transport) next = { member, transport, options };
+      else noToken(call, member, !this.core.store.records.has(member));
     }
-    return undefined;
+    if (call.failed) this.reportFailure(call, next !== undefined);
+    return next;
+  }
+
+  /** Emits the failure `settle` passed on, now that it is known whether the call went on. */
+  private reportFailure(call: Call, failedOver: boolean): void {
+    const [member, outcome] = call.failed!;
+    call.failed = undefined;
+    this.emitFailure(member, outcome, call.label, failedOver);
+    // A failure of the active member may have opened its circuit: let later requests
+    // (and the switch event) see that now rather than on the next call.
+    this.core.select(this.scope.hints);
   }
 
   /**
@@ -469,14 +486,10 @@ export class FailoverRequester implements Requester {
         const { attempt, outcome } = settled;
         pending.delete(attempt);
         if (attempt.cancelled) continue;
-        const result = this.settle(
-          call,
-          attempt.member,
-          outcome,
-          pending.size > 0 || call.next < order.length,
-          attempt.options,
-        );
+        const result = this.settle(call, attempt.member, outcome, attempt.options);
         if (result !== TRY_NEXT) return result;
+        // Another attempt already in flight: the call went on. Else the next launch tells.
+        if (pending.size > 0) this.reportFailure(call, true);
       }
     } finally {
       // Whatever ended the call (an answer, an error to throw, the caller's abort), the other
@@ -487,14 +500,14 @@ export class FailoverRequester implements Requester {
 
   /**
    * Records an attempt's outcome and decides: the reply, an error thrown to the caller, or
-   * TRY_NEXT (the failure is recorded in `call.failures`). `more` says whether another member
-   * is left to try; `options` are the ones the attempt was sent with.
+   * TRY_NEXT (the failure is recorded in `call.failures` and `call.failed`, whose event is
+   * emitted by whatever looks for the next attempt); `options` are the ones the attempt was
+   * sent with.
    */
   private settle(
     call: Call,
     member: string,
     outcome: AttemptOutcome,
-    more: boolean,
     options: SendOptions,
   ): RestReply | RestReply[] | typeof TRY_NEXT {
     const core = this.core;
@@ -517,13 +530,15 @@ export class FailoverRequester implements Requester {
       });
     }
     scope.signal?.throwIfAborted();
-    const ambiguous =
-      outcome.kind === 'unknown-outcome' && !call.retrySafe && !core.options.retryAmbiguousWrites;
-    this.emitFailure(member, outcome, call.label, !ambiguous && more);
-    // A failure of the active member may have opened its circuit: let later requests
-    // (and the switch event) see that now rather than on the next call.
-    core.select(scope.hints);
-    if (ambiguous) throw new AmbiguousWriteError(member, call.label, { cause: outcome.error });
+    call.failed = [member, outcome];
+    if (
+      outcome.kind === 'unknown-outcome' &&
+      !call.retrySafe &&
+      !core.options.retryAmbiguousWrites
+    ) {
+      this.reportFailure(call, false);
+      throw new AmbiguousWriteError(member, call.label, { cause: outcome.error });
+    }
     call.failures.push({ member, kind: outcome.kind, message: outcome.error.message });
     return TRY_NEXT;
   }

@@ -13,8 +13,8 @@
 export const NON_IDEMPOTENT_COMMANDS =
   // counters, appends and conditional sets: a second run changes the data again or answers "no"
   'incr incrby incrbyfloat decr decrby append getdel setnx msetnx ' +
-  // GETSET answers the value it replaced: a retry would answer the caller's own
-  'getset ' +
+  // GETSET and SETBIT answer the value they replaced: a retry would answer the caller's own
+  'getset setbit ' +
   'hsetnx hincrby hincrbyfloat hgetdel ' +
   // pushes, inserts, pops and moves
   'lpush rpush lpushx rpushx linsert lpop rpop lmpop lmove rpoplpush ' +

@@ -67,7 +67,7 @@ const READ_COMMANDS =
   'json.resp';
 
 const IDEMPOTENT_COMMANDS =
-  'mset setex psetex setrange setbit ' +
+  'mset setex psetex setrange ' +
   // GETEX leaves the same data and answers the same value on a second run (GETSET is not
   // here: its reply, the value it replaced, is what a swap or lock acts on)
   'getex ' +
@@ -253,7 +253,10 @@ const BY_ARGUMENTS: [names: string, entry: Entry][] = [
     'zremrangebyrank',
     range((start, stop) => (start >= 0 && stop === -1) || (start === 0 && stop < 0)),
   ],
-  ['bitfield', scanFor(2, 'incrby', NON_IDEMPOTENT, IDEMPOTENT)],
+  // BITFIELD INCRBY adds again; SET answers the value it replaced, like SETBIT (a retry would
+  // answer the caller's own). Redis parses every operation before it runs any, so with neither
+  // it only reads (GET, OVERFLOW alone)
+  ['bitfield', scanFor(2, 'incrby set', NON_IDEMPOTENT, READ)],
   // JSON.DEL of an array element by index (`$.a[0]`) deletes the next one on a second run
   [
     'json.del json.forget',
@@ -332,10 +335,10 @@ const POSITIONAL = new Set(words('lset ltrim zremrangebyrank lrem json.set json.
 
 /**
  * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command,
- * and stricter when its writes do not compose: a DERIVED write next to any other write, or a
- * POSITIONAL one next to another write to the same key, makes it non-idempotent. `kind` is part
- * of the signature because a transaction is the same unit of retry: a `multi-exec` of reads is
- * still a read.
+ * and stricter when its commands do not compose: a DERIVED write next to any other write, a
+ * POSITIONAL one next to another write to the same key, or a write after a read that shares an
+ * argument with it, makes it non-idempotent. `kind` is part of the signature because a
+ * transaction is the same unit of retry: a `multi-exec` of reads is still a read.
  */
 export function classifyBatch(
   commands: readonly (readonly unknown[])[],
@@ -346,10 +349,17 @@ export function classifyBatch(
   // Keys written, and keys written by a POSITIONAL command; '' for a key that is not a string.
   const written: unknown[] = [];
   const positional: unknown[] = [];
+  // Every argument of the reads so far: keys are not told apart from other arguments, which
+  // only errs towards non-idempotent.
+  const read = new Set<string>();
   for (const command of commands) {
     const safety = Array.isArray(command) ? classifyCommand(command) : NON_IDEMPOTENT;
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
-    if (safety === IDEMPOTENT) {
+    if (safety === READ) for (const arg of command.slice(1)) read.add(String(arg));
+    else {
+      // A read then a write of the same key (MULTI LRANGE q 0 -1; DEL q: GETDEL for a list):
+      // retried where the first run's write has replicated, the read answers something else.
+      if (command.some((arg, i) => i && read.has(String(arg)))) return NON_IDEMPOTENT;
       writes += 1;
       const name = commandName(command);
       if (DERIVED.has(name)) derived = true;

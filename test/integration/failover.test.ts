@@ -164,6 +164,27 @@ describe('request-scoped failover', () => {
     expect(counts[0]).toBe(1);
   });
 
+  it('SIGSTOP: a transaction that reads a key and then deletes it is refused as ambiguous, never re-run', async () => {
+    const { redis } = client();
+    await redis.refreshAll();
+    await plainOn('a').rpush('hang:jobs', 'j1', 'j2');
+    await cluster.pause('a');
+    // Re-run where the first run's DEL has replicated, it would answer an empty list: the jobs
+    // would be gone for the caller. Like GETDEL, it is not retried on an unknown outcome.
+    const error = await redis
+      .multi()
+      .lrange('hang:jobs', 0, -1)
+      .del('hang:jobs')
+      .exec()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AmbiguousWriteError);
+    expect(error).toMatchObject({ member: 'a' });
+    await cluster.resume('a');
+    await sleep(100);
+    expect(await plainOn('b').exists('hang:jobs')).toBe(0);
+    expect(await plainOn('c').exists('hang:jobs')).toBe(0);
+  });
+
   it('SIGSTOP: an idempotent write is retried on the next member and lands', async () => {
     const { redis } = client();
     await redis.refreshAll();

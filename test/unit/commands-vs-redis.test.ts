@@ -60,9 +60,11 @@ const NEWER_THAN_7_0: Record<string, string> = {
 
 /**
  * Flagged `write` by Redis but `read` in the table without these arguments: Redis flags the
- * whole command because of its STORE option. Checked here with the option that writes.
+ * whole command because of its STORE option (BITFIELD: its SET and INCRBY operations; with GET
+ * alone it only reads). Checked here with the option that writes.
  */
 const WRITE_ONLY_WITH: Record<string, unknown[]> = {
+  bitfield: ['bitfield', 'b', 'SET', 'u8', 0, 1],
   sort: ['sort', 'l', 'STORE', 'dst'],
   georadius: ['georadius', 'g', 15, 37, 200, 'km', 'STORE', 'dst'],
   georadiusbymember: ['georadiusbymember', 'g', 'm', 200, 'km', 'STOREDIST', 'dst'],

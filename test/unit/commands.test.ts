@@ -64,7 +64,9 @@ describe('classifyCommand by name', () => {
       [['setex', 'k', 10, 'v'], IDEM],
       [['psetex', 'k', 10, 'v'], IDEM],
       [['setrange', 'k', 0, 'v'], IDEM],
-      [['setbit', 'k', 7, 1], IDEM],
+      // SETBIT answers the bit it replaced: retried, it would answer the caller's own bit (as
+      // GETSET would its own value)
+      [['setbit', 'k', 7, 1], NON],
       [['getex', 'k', 'ex', 10], IDEM],
       [['getset', 'k', 'v'], NON],
       [['pfadd', 'h', 'a'], IDEM],
@@ -213,10 +215,15 @@ describe('classifyCommand argument rules', () => {
       [['JSON.SET', 'j', '$', '{}'], IDEM],
       [['JSON.SET', 'j', '$', '{}', 'XX'], IDEM],
       [['JSON.SET', 'j', '$', '{}', 'NX'], NON],
-      // BITFIELD: INCRBY adds again
-      [['bitfield', 'b', 'SET', 'u8', 0, 255], IDEM],
-      [['bitfield', 'b', 'GET', 'u8', 0], IDEM],
+      // BITFIELD: INCRBY adds again; SET answers the value it replaced (like SETBIT), so a
+      // retry would answer the caller's own; GET alone only reads
+      [['bitfield', 'b', 'SET', 'u8', 0, 255], NON],
+      [['bitfield', 'b', 'get', 'u8', 0, 'set', 'u8', 8, 1], NON],
+      [['bitfield', 'b', 'GET', 'u8', 0], READ],
+      [['bitfield', 'b', 'GET', 'u8', 0, 'OVERFLOW', 'WRAP', 'GET', 'i4', '#1'], READ],
+      [['bitfield', 'b'], READ],
       [['bitfield', 'b', 'OVERFLOW', 'SAT', 'INCRBY', 'u8', 0, 1], NON],
+      [['bitfield_ro', 'b', 'GET', 'u8', 0], READ],
       // LTRIM: only prefixes and suffixes are stable under a second run
       [['ltrim', 'l', 0, 99], IDEM],
       [['ltrim', 'l', '0', '99'], IDEM],
@@ -327,7 +334,7 @@ describe('classifyBatch', () => {
       classifyBatch(
         [
           ['get', 'a'],
-          ['set', 'a', 1],
+          ['set', 'b', 1],
         ],
         'pipeline',
       ),
@@ -426,18 +433,129 @@ describe('classifyBatch', () => {
     ).toBe(IDEM);
   });
 
+  it('is non-idempotent when a write follows a read that shares an argument with it', () => {
+    // Draining a queue in a transaction (GETDEL for a list): retried on a member where the
+    // first run's DEL has replicated, LRANGE answers [] and the jobs are lost.
+    const drain = [
+      ['lrange', 'q', 0, -1],
+      ['del', 'q'],
+    ];
+    expect(classifyCommand(drain[1]!)).toBe(IDEM);
+    expect(classifyBatch(drain, 'multi-exec')).toBe(NON);
+    expect(classifyBatch(drain, 'pipeline')).toBe(NON);
+    // check-then-set: a retry would see its own lock and take it for someone else's
+    const lock = [
+      ['exists', 'lock'],
+      ['set', 'lock', 'me'],
+    ];
+    expect(classifyCommand(lock[1]!)).toBe(IDEM);
+    expect(classifyBatch(lock, 'multi-exec')).toBe(NON);
+    expect(
+      classifyBatch(
+        [
+          ['mget', 'a', 'b'],
+          ['del', 'b'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(NON);
+    // any argument of the write counts, and any read before it, not only the one just before
+    expect(
+      classifyBatch(
+        [
+          ['mget', 'a', 'b'],
+          ['get', 'c'],
+          ['del', 'b'],
+        ],
+        'multi-exec',
+      ),
+    ).toBe(NON);
+    expect(
+      classifyBatch(
+        [
+          ['hget', 'h', 'f'],
+          ['hset', 'h', 'f', 'v'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(NON);
+    // names are compared as strings
+    expect(
+      classifyBatch(
+        [
+          ['GET', 7],
+          ['SET', '7', 'x'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(NON);
+  });
+
+  it('keeps the class of its writes for reads of other keys, and for reads after the write', () => {
+    // reads of other keys: the write's class
+    expect(
+      classifyBatch(
+        [
+          ['get', 'a'],
+          ['set', 'b', 1],
+        ],
+        'multi-exec',
+      ),
+    ).toBe(IDEM);
+    expect(
+      classifyBatch(
+        [
+          ['get', 'a'],
+          ['set', 'b', 1, 'nx'],
+        ],
+        'multi-exec',
+      ),
+    ).toBe(NON);
+    // write then read: the retry reads what the batch itself wrote, the same answer
+    expect(
+      classifyBatch(
+        [
+          ['set', 'k', 'v'],
+          ['get', 'k'],
+        ],
+        'multi-exec',
+      ),
+    ).toBe(IDEM);
+    expect(
+      classifyBatch(
+        [
+          ['set', 'k', 'v'],
+          ['get', 'k'],
+          ['set', 'j', 'w'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(IDEM);
+    // reads only, with shared keys, stay reads
+    expect(
+      classifyBatch(
+        [
+          ['get', 'k'],
+          ['ttl', 'k'],
+        ],
+        'pipeline',
+      ),
+    ).toBe(READ);
+  });
+
   it('treats an empty batch as a read and a malformed entry as non-idempotent', () => {
     expect(classifyBatch([], 'pipeline')).toBe(READ);
     expect(classifyBatch([['get', 'a'], 'incr' as unknown as unknown[]], 'pipeline')).toBe(NON);
     expect(classifyBatch([['get', 'a'], []], 'pipeline')).toBe(NON);
   });
 
-  it('equals folding stricterClass over its commands, for any mix (property)', () => {
+  it('equals folding stricterClass over its commands when no write shares an argument with an earlier read (property)', () => {
+    // The reads and the writes share no argument: that case has its own rule (tested above).
     const pool: unknown[][] = [
       ['get', 'a'],
       ['ping'],
-      ['set', 'a', 1],
-      ['del', 'a'],
+      ['set', 'b', 1],
+      ['del', 'b'],
       ['set', 'a', 1, 'nx'],
       ['incr', 'a'],
       ['zadd', 'z', 'incr', 1, 'm'],
@@ -455,6 +573,22 @@ describe('classifyBatch', () => {
             READ,
           );
           expect(classifyBatch(commands, kind)).toBe(expected);
+        },
+      ),
+    );
+  });
+
+  it('is non-idempotent whenever a read of a key comes before a write of it (property)', () => {
+    const pool: unknown[][] = [['get', 'a'], ['ping'], ['set', 'c', 1], ['del', 'c'], ['ttl', 'c']];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...pool), { maxLength: 5 }),
+        fc.array(fc.constantFrom(...pool), { maxLength: 5 }),
+        fc.array(fc.constantFrom(...pool), { maxLength: 5 }),
+        fc.constantFrom('pipeline' as const, 'multi-exec' as const),
+        (before, between, after, kind) => {
+          const batch = [...before, ['lrange', 'q', 0, -1], ...between, ['del', 'q'], ...after];
+          expect(classifyBatch(batch, kind)).toBe(NON);
         },
       ),
     );

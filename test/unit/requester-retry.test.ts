@@ -1,0 +1,187 @@
+/**
+ * The requester's retry decisions against a fake fetch, no processes: members are told apart by
+ * port, and "Active-Active" is one state both handlers change, so a write the first member ran
+ * before its reply was lost is visible to the next one (as it is once it has replicated).
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  AllMembersFailedError,
+  AmbiguousWriteError,
+  createFailoverRedis,
+  type FailureEvent,
+  resetHealthStores,
+} from '../../src/index.js';
+
+type Handler = (body: unknown, init: RequestInit) => Promise<Response> | Response;
+
+const PORTS: Record<string, string> = { a: '10001', b: '10002' };
+const member = (name: string, weight = 1) => ({
+  name,
+  url: `http://127.0.0.1:${PORTS[name]}`,
+  token: `tok-${name}`,
+  weight,
+});
+
+function fakeFetch(handlers: Record<string, Handler>) {
+  const calls: string[] = [];
+  const fetch = (async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const port = new URL(String(input)).port;
+    const name = Object.keys(PORTS).find((m) => PORTS[m] === port)!;
+    calls.push(name);
+    return handlers[name]!(JSON.parse(String(init.body)), init);
+  }) as typeof globalThis.fetch;
+  return { fetch, calls };
+}
+
+const json = (value: unknown) =>
+  new Response(JSON.stringify(value), { headers: { 'content-type': 'application/json' } });
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+/** The connection reset while the reply was on its way: an unknown outcome. */
+const reset = (): never => {
+  const error = new TypeError('fetch failed');
+  (error as { cause?: unknown }).cause = Object.assign(new Error('read ECONNRESET'), {
+    code: 'ECONNRESET',
+  });
+  throw error;
+};
+/**
+ * The call's clock (the `now` option): a member's handler moves it on to stand for a slow
+ * attempt, so "the deadline has passed" does not depend on when timers fire.
+ */
+let skew = 0;
+const now = () => Date.now() + skew;
+/** Takes `ms` of the call's time, then loses the reply. */
+const slowReset = (ms: number) => () => {
+  skew += ms;
+  return reset();
+};
+
+function client(
+  fetch: typeof globalThis.fetch,
+  extra: { timeoutMs?: number; deadlineMs?: number; hedgeAfterMs?: number } = {},
+) {
+  const failures: FailureEvent[] = [];
+  const redis = createFailoverRedis({
+    members: [member('a', 2), member('b')],
+    fetch,
+    now,
+    cancellation: 'always',
+    health: { enabled: false },
+    on: { failure: (e) => failures.push(e) },
+    ...extra,
+  });
+  return { redis, failures };
+}
+
+beforeEach(() => {
+  resetHealthStores();
+  skew = 0;
+});
+
+describe('unknown outcome where the first run replicated', () => {
+  it('a queue drained in a transaction (LRANGE then DEL) is not run again: AmbiguousWriteError', async () => {
+    const lists = new Map([['q', ['job1', 'job2']]]);
+    const exec = (commands: unknown[][]) =>
+      commands.map(([name, key]) =>
+        name === 'lrange'
+          ? { result: (lists.get(key as string) ?? []).map(b64) }
+          : { result: lists.delete(key as string) ? 1 : 0 },
+      );
+    const { fetch, calls } = fakeFetch({
+      a: (body) => {
+        exec(body as unknown[][]);
+        return reset();
+      },
+      b: (body) => json(exec(body as unknown[][])),
+    });
+    const { redis } = client(fetch);
+    const result = await redis
+      .multi()
+      .lrange('q', 0, -1)
+      .del('q')
+      .exec()
+      .catch((e: unknown) => e);
+    // Retried, b would answer [[], 0]: the jobs gone without anyone having seen them.
+    expect(result).toBeInstanceOf(AmbiguousWriteError);
+    expect(calls).toEqual(['a']);
+  });
+
+  it('SETBIT is not run again: its reply would be the bit it set itself', async () => {
+    const bits = new Set<number>();
+    const setbit = (body: unknown) => {
+      const [, , offset] = body as [string, string, number, number];
+      const old = bits.has(offset) ? 1 : 0;
+      bits.add(offset);
+      return old;
+    };
+    const { fetch, calls } = fakeFetch({
+      a: (body) => {
+        setbit(body);
+        return reset();
+      },
+      b: (body) => json({ result: setbit(body) }),
+    });
+    const { redis } = client(fetch);
+    const result = await redis.setbit('seen', 42, 1).catch((e: unknown) => e);
+    // Retried, b would answer 1: "someone else was here first".
+    expect(result).toBeInstanceOf(AmbiguousWriteError);
+    expect(calls).toEqual(['a']);
+  });
+});
+
+describe('failure event: failedOver', () => {
+  it('is true when the call goes on to the next member', async () => {
+    const { fetch, calls } = fakeFetch({ a: () => reset(), b: () => json({ result: 'v' }) });
+    const { redis, failures } = client(fetch, { timeoutMs: 1000, deadlineMs: 5000 });
+    expect(await redis.get('k')).toBe('v');
+    expect(calls).toEqual(['a', 'b']);
+    expect(failures).toMatchObject([{ member: 'a', kind: 'unknown-outcome', failedOver: true }]);
+  });
+
+  it('is false when the first attempt used up the deadline and no other member is tried', async () => {
+    const { fetch, calls } = fakeFetch({ a: slowReset(600), b: () => json({ result: 'v' }) });
+    const { redis, failures } = client(fetch, { timeoutMs: 1000, deadlineMs: 500 });
+    const err = await redis.get('k').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AllMembersFailedError);
+    expect(calls).toEqual(['a']);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ member: 'a', failedOver: false });
+  });
+
+  it('is false for the last member', async () => {
+    const { fetch } = fakeFetch({ a: () => reset(), b: () => reset() });
+    const { redis, failures } = client(fetch, { timeoutMs: 1000, deadlineMs: 5000 });
+    await expect(redis.get('k')).rejects.toBeInstanceOf(AllMembersFailedError);
+    expect(failures.map((f) => [f.member, f.failedOver])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+  });
+
+  it('is the same for a hedged read: true while another member is tried, false for the last', async () => {
+    const { fetch, calls } = fakeFetch({ a: () => reset(), b: () => reset() });
+    const { redis, failures } = client(fetch, {
+      timeoutMs: 1000,
+      deadlineMs: 5000,
+      hedgeAfterMs: 500,
+    });
+    await expect(redis.get('k')).rejects.toBeInstanceOf(AllMembersFailedError);
+    expect(calls).toEqual(['a', 'b']);
+    expect(failures.map((f) => [f.member, f.failedOver])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+  });
+
+  it('is false for a hedged read whose first attempt used up the deadline', async () => {
+    const { fetch, calls } = fakeFetch({ a: slowReset(600), b: () => json({ result: 'v' }) });
+    const { redis, failures } = client(fetch, {
+      timeoutMs: 1000,
+      deadlineMs: 500,
+      hedgeAfterMs: 400,
+    });
+    await expect(redis.get('k')).rejects.toBeInstanceOf(AllMembersFailedError);
+    expect(calls).toEqual(['a']);
+    expect(failures).toMatchObject([{ member: 'a', failedOver: false }]);
+  });
+});
