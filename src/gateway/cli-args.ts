@@ -111,8 +111,12 @@ function list(values: string[] | undefined): string[] | undefined {
     .filter((v) => v !== '');
 }
 
-/** parseArgs' messages name the flag in quotes; keep just that part (never a value). */
-function describeParseError(err: unknown): string {
+/**
+ * parseArgs' messages name the flag in quotes; keep just that part (never a value). A stray
+ * positional is named by its place only: it is often a value that lost its flag
+ * (`--token= S3CRET`), i.e. a secret.
+ */
+function describeParseError(err: unknown, args: string[]): string {
   const code = (err as { code?: string }).code;
   const message = err instanceof Error ? err.message : String(err);
   const quoted = message.match(/'([^']+)'/)?.[1];
@@ -121,8 +125,10 @@ function describeParseError(err: unknown): string {
       return `unknown flag ${quoted ?? ''}`.trim();
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       return `flag ${quoted?.split(' ')[0] ?? ''} needs a value`;
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${quoted ? `'${quoted}'` : ''}`.trim();
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const at = positionalIndex(args);
+      return `unexpected positional argument${at === undefined ? '' : ` (argument ${at + 1})`}`;
+    }
     default:
       return message;
   }
@@ -131,12 +137,28 @@ function describeParseError(err: unknown): string {
 const parseFlags = (args: string[]) =>
   parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false });
 
+/** Where the first positional argument is in `args` (0-based), as parseArgs reads them. */
+function positionalIndex(args: string[]): number | undefined {
+  try {
+    const { tokens } = parseArgs({
+      args,
+      options: FLAGS,
+      strict: false,
+      allowPositionals: true,
+      tokens: true,
+    });
+    return tokens.find((token) => token.kind === 'positional')?.index;
+  } catch {
+    return undefined;
+  }
+}
+
 export function parseCli(argv: string[], env: Record<string, string | undefined>): ParsedCli {
   let values: ReturnType<typeof parseFlags>['values'];
   try {
     ({ values } = parseFlags(argv));
   } catch (err) {
-    return { kind: 'error', message: describeParseError(err) };
+    return { kind: 'error', message: describeParseError(err, argv) };
   }
   if (values.help) return { kind: 'help' };
   try {

@@ -97,7 +97,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
 
   const servers: Server[] = [];
   try {
-    const rest = await listen(main.fetch, config.host, config.port);
+    const rest = await listen(main.fetch, config.host, config.port, onError);
     servers.push(rest.server);
     let availabilityUrl: string | undefined = availability ? rest.url : undefined;
     if (availability && separateAvailability) {
@@ -107,7 +107,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       app.notFound((c) =>
         c.json({ error_code: 'not_found', description: 'No such endpoint' }, 404),
       );
-      const side = await listen(app.fetch, config.host, config.availability?.port ?? 0);
+      const side = await listen(app.fetch, config.host, config.availability?.port ?? 0, onError);
       servers.push(side.server);
       availabilityUrl = side.url;
       log(`availability API listening on ${side.url}`);

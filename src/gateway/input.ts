@@ -111,6 +111,14 @@ function toArg(value: unknown, position: number, where: string): string {
     case 'string':
       return value;
     case 'number':
+      // JSON.parse has already rounded an integer beyond 2^53 to the nearest double, so the
+      // digits the client sent are gone: refuse rather than run the command with another number.
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw badRequest(
+          `${where}element ${position + 1} is an integer beyond ±${Number.MAX_SAFE_INTEGER}, which the gateway cannot read exactly from a JSON number; send it as a string`,
+        );
+      }
+      return String(value);
     case 'boolean':
       return String(value);
     default: {

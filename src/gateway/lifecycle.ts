@@ -1,8 +1,8 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import type { MiddlewareHandler } from 'hono';
-import { backendUnavailable } from './errors.js';
+import { backendUnavailable, badRequest, GatewayError } from './errors.js';
 
 /**
  * Listening and graceful shutdown. Shutdown order matters: stop taking requests (new ones get
@@ -52,14 +52,97 @@ export interface Listening {
   url: string;
 }
 
-/** Serves `fetch` on host:port; rejects with a readable error (e.g. port in use). */
+/**
+ * Why @hono/node-server could not build a Request (without an `errorHandler` it answers an
+ * empty 400). Its messages are fixed texts, mapped here; anything else is not echoed.
+ * `Invalid URL` is the URL constructor failing on `http://<Host header><target>`.
+ */
+const REQUEST_ERRORS: Record<string, string> = {
+  'Backslash in request path': 'backslash in request path',
+  'Missing host header': 'missing host header',
+  'Invalid host header': 'invalid host header',
+  'Invalid URL': 'invalid host header or request target',
+  'Invalid absolute URL': 'invalid absolute URL',
+  'Unsupported scheme': 'unsupported scheme',
+};
+
+function malformedRequest(err: RequestError): GatewayError {
+  const detail = Object.hasOwn(REQUEST_ERRORS, err.message) ? REQUEST_ERRORS[err.message] : '';
+  return badRequest(detail ? `Malformed HTTP request: ${detail}` : 'Malformed HTTP request');
+}
+
+/**
+ * Node's own parser errors (`clientError`: a raw non-ASCII request target, a broken chunked
+ * body, oversized headers, a request timeout) never reach the app, and Node answers them with
+ * an empty body. Same statuses as Node's default handler, as JSON; anything else is a 400.
+ */
+const CLIENT_ERRORS: Record<string, [status: number, reason: string, error: GatewayError]> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    'Request Header Fields Too Large',
+    new GatewayError(431, 'Request headers too large', 'HEADERS_TOO_LARGE'),
+  ],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [
+    413,
+    'Payload Too Large',
+    new GatewayError(413, 'Chunk extensions too large', 'PAYLOAD_TOO_LARGE'),
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    408,
+    'Request Timeout',
+    new GatewayError(408, 'Request timed out', 'REQUEST_TIMEOUT'),
+  ],
+};
+
+function clientErrorResponse(code: string | undefined): string {
+  const [status, reason, error] =
+    code !== undefined && Object.hasOwn(CLIENT_ERRORS, code)
+      ? CLIENT_ERRORS[code]!
+      : [400, 'Bad Request', badRequest('Malformed HTTP request')];
+  const body = JSON.stringify(error.body());
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // Like Node's default: answer only if nothing of a response went out on this socket yet
+  // (a half-written response cannot be followed by another), then close it.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
+    socket.write(clientErrorResponse(err.code), () => socket.destroy());
+    return;
+  }
+  socket.destroy();
+}
+
+/**
+ * Serves `fetch` on host:port; rejects with a readable error (e.g. port in use). `toResponse`
+ * turns any error into the gateway's JSON error response (see `errorResponse`).
+ */
 export async function listen(
   fetch: (request: Request) => Response | Promise<Response>,
   host: string,
   port: number,
+  toResponse: (err: Error) => Response,
 ): Promise<Listening> {
   // overrideGlobalObjects: false: a library must not replace the process' Request/Response.
-  const server = createAdaptorServer({ fetch, overrideGlobalObjects: false }) as Server;
+  // errorHandler: requests the adapter rejects before the app runs get a JSON error too
+  // (createAdaptorServer does not pass one on).
+  const listener = getRequestListener(fetch, {
+    overrideGlobalObjects: false,
+    errorHandler: (err) =>
+      toResponse(
+        err instanceof RequestError
+          ? malformedRequest(err)
+          : err instanceof Error
+            ? err
+            : new Error('non-error thrown'),
+      ),
+  });
+  const server = createServer(listener);
+  server.on('clientError', onClientError);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);

@@ -85,7 +85,17 @@ const POOL_UNSAFE: Record<string, string> = {
   'CLIENT CACHING': 'changes the state of a shared backend connection',
   'CLIENT SETNAME': 'would rename a shared backend connection',
   'CLIENT SETINFO': 'would relabel a shared backend connection',
+  // YES/SYNC arm the connection: its next EVAL, whichever request sends it, starts a Lua
+  // debugging session (SYNC also blocks the whole server) instead of running the script.
+  'SCRIPT DEBUG': 'would turn the next script on a shared backend connection into a debug session',
 };
+
+/**
+ * Pool-unsafe commands the gateway itself never sends, also removed from the backend ACL user
+ * (defence in depth). The others stay: the pool's own handshake uses AUTH, HELLO, SELECT or
+ * CLIENT SETNAME, and `/multi-exec` and the event streams need MULTI/EXEC and (P)SUBSCRIBE.
+ */
+const ACL_POOL_UNSAFE = ['SCRIPT DEBUG'];
 
 /** `client|kill`, `client  kill`, `Client Kill` all name the same rule. */
 export function normalizeCommandName(name: string): string {
@@ -139,12 +149,13 @@ export class CommandPolicy {
    * The same deny-list as Redis ACL rules, for the user the gateway connects as. The gateway
    * can only refuse commands it is sent; a script (EVAL, FCALL) runs with the backend user's
    * permissions, so only Redis itself can refuse `redis.call('FLUSHALL')` inside one.
+   * Plus `ACL_POOL_UNSAFE`, which no `allow` lifts.
    * Left out: XREAD/XREADGROUP (ACLs cannot tell their blocking form apart) and WAITAOF
    * (Redis 7.2+; naming it fails ACL SETUSER on older servers). The gateway refuses them itself.
    */
   aclRules(): string[] {
     const rules = ['+@all'];
-    for (const key of this.denied.keys()) {
+    for (const key of [...this.denied.keys(), ...ACL_POOL_UNSAFE]) {
       if (key === 'XREAD' || key === 'XREADGROUP' || key === 'WAITAOF') continue;
       rules.push(`-${key.toLowerCase().replace(' ', '|')}`);
     }

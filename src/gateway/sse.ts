@@ -67,15 +67,45 @@ export interface StreamOptions {
 }
 
 /**
- * An SSE payload must not contain raw line breaks: a multi-line message is sent as several
- * `data:` lines, which standard EventSource readers join back with `\n`.
+ * One event is one `data:` line, always. `@upstash/redis` splits the stream on `\n` and takes
+ * every `data: ` line as an event of its own (it does not join continuation lines as
+ * EventSource does), so a payload framed as several `data:` lines would arrive cut short, and
+ * its later lines, `message,<other channel>,...` included, as forged events. Fields are made
+ * single-line beforehand (`payloadField`, `nameField`); this is the last guard, escaping any
+ * line break left the way Redis escapes them in MONITOR lines.
  */
 function frame(data: string): string {
-  if (!/[\r\n]/.test(data)) return `data: ${data}\n\n`;
-  return `${data
-    .split(/\r\n|\r|\n/)
-    .map((line) => `data: ${line}`)
-    .join('\n')}\n\n`;
+  return `data: ${data.replace(/\r/g, '\\r').replace(/\n/g, '\\n')}\n\n`;
+}
+
+const LINE_BREAK = /[\r\n]/;
+
+/**
+ * A message payload as a single line that `@upstash/redis` turns back into what it would have
+ * delivered for the payload read whole: it JSON-parses each payload (`parseWithTryCatch`),
+ * falling back to the raw text. A valid JSON payload can only hold raw line breaks as
+ * whitespace between tokens (JSON strings cannot contain them), so they become spaces and it
+ * parses to the same value. Any other payload is sent JSON-quoted, which parses back to the
+ * exact text. Limitation: a reader that does not JSON-parse (`automaticDeserialization: false`,
+ * EventSource, curl) sees that single-line form, not the original bytes. Payloads without a
+ * line break, nearly all of them, go out unchanged.
+ */
+function payloadField(text: string): string {
+  if (!LINE_BREAK.test(text)) return text;
+  try {
+    JSON.parse(text);
+    return text.replace(/[\r\n]/g, ' ');
+  } catch {
+    return JSON.stringify(text);
+  }
+}
+
+/**
+ * A channel or pattern name holding a line break (legal in Redis) is sent JSON-quoted: the
+ * client never parses names, but quoting cannot be mistaken for another event.
+ */
+function nameField(text: string): string {
+  return LINE_BREAK.test(text) ? JSON.stringify(text) : text;
 }
 
 export async function openStream(options: StreamOptions): Promise<Response> {
@@ -220,10 +250,13 @@ export async function openStream(options: StreamOptions): Promise<Response> {
     let early: string[] | null = [];
     const deliver = (data: string) => (early ? early.push(data) : send(data));
     connection.on('messageBuffer', (channel: Buffer, message: Buffer) => {
-      deliver(`message,${channel.toString('utf8')},${message.toString('utf8')}`);
+      deliver(
+        `message,${nameField(channel.toString('utf8'))},${payloadField(message.toString('utf8'))}`,
+      );
     });
     connection.on('pmessageBuffer', (pattern: Buffer, channel: Buffer, message: Buffer) => {
-      deliver(`pmessage,${pattern.toString('utf8')},${channel.toString('utf8')},${message}`);
+      const [p, ch] = [nameField(pattern.toString('utf8')), nameField(channel.toString('utf8'))];
+      deliver(`pmessage,${p},${ch},${payloadField(message.toString('utf8'))}`);
     });
     try {
       if (kind === 'subscribe') await connection.subscribe(...targets);
@@ -238,7 +271,7 @@ export async function openStream(options: StreamOptions): Promise<Response> {
     const seen = new Set<string>();
     for (const target of targets) {
       seen.add(target);
-      send(`${kind},${target},${seen.size}`);
+      send(`${kind},${nameField(target)},${seen.size}`);
     }
     const held = early;
     early = null;

@@ -46,6 +46,25 @@ describe('backend ACL user from backendAclRules()', () => {
     expect((await post(gw.url, '/', ['SET', 'canary', 'alive'])).status).toBe(200);
   });
 
+  it('denies SCRIPT DEBUG, which no `allow` can lift, to the backend user itself', async () => {
+    for (const allow of [[], ['SCRIPT'], ['FLUSHDB']]) {
+      expect(backendAclRules(allow).split(' ')).toContain('-script|debug');
+    }
+    // redis-server took the rule (beforeAll) and enforces it on a direct connection as that user.
+    const asUser = new IORedis(redis.port, '127.0.0.1', {
+      username: 'edge-gateway',
+      password: 'gw-secret-pass',
+      lazyConnect: true,
+    });
+    await asUser.connect();
+    try {
+      await expect(asUser.call('SCRIPT', 'DEBUG', 'YES')).rejects.toThrow(/NOPERM/);
+      expect(await asUser.call('SCRIPT', 'EXISTS', 'x')).toEqual([0]);
+    } finally {
+      asUser.disconnect();
+    }
+  });
+
   it('stops a script from running a denied command', async () => {
     for (const [path, body] of [
       ['/', ['EVAL', "return redis.call('FLUSHDB')", '0']],

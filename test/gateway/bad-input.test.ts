@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import net from 'node:net';
 import { Redis as IORedis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayConfigError, NOT_SENT_HEADER } from '../../src/gateway/index.js';
@@ -85,6 +86,44 @@ describe('malformed bodies', () => {
     expect(reply.body).toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  it('refuses integers JSON cannot carry exactly instead of rounding them', async () => {
+    await direct.del('big:n');
+    // 2^53 + 1 parses as 2^53: running INCRBY with it would add a number the client never sent.
+    for (const [path, body, where] of [
+      ['/', '["INCRBY","big:n",9007199254740993]', /^element 3 /],
+      ['/', '["INCRBY","big:n",-9007199254740993]', /^element 3 /],
+      ['/', '["SET","big:n",1e20]', /^element 3 /],
+      [
+        '/pipeline',
+        '[["GET","x"],["INCRBY","big:n",9007199254740993]]',
+        /^command 2 of the batch: element 3 /,
+      ],
+      [
+        '/multi-exec',
+        '[["INCRBY","big:n",9007199254740993]]',
+        /^command 1 of the batch: element 3 /,
+      ],
+    ] as const) {
+      const reply = await post(gw.url, path, body);
+      expectError(reply, 400, where);
+      expectError(reply, 400, /integer beyond ±9007199254740991.*send it as a string/);
+      expect(reply.body).toMatchObject({ code: 'INVALID_REQUEST' });
+      // The position, never the (rounded) value.
+      expect(reply.text).not.toMatch(/900719925474099[234]|1e\+?20|100000000000000000000/);
+    }
+    expect(await direct.exists('big:n')).toBe(0);
+    // The largest safe integers, and the same digits as a string, still go through exactly.
+    const edge = await post(gw.url, '/', '["INCRBY","big:n",9007199254740991]');
+    expect(edge.text).toBe('{"result":9007199254740991}');
+    expect(await direct.get('big:n')).toBe('9007199254740991');
+    await direct.del('big:n');
+    expect((await post(gw.url, '/', '["INCRBY","big:n","9007199254740993"]')).text).toBe(
+      '{"result":9007199254740993}',
+    );
+    expect(await direct.get('big:n')).toBe('9007199254740993');
+    await direct.del('big:n');
+  });
+
   it('rejects deeply nested bodies by shape without crashing', async () => {
     const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
     expectError(await post(gw.url, '/', deep), 400, /name must be a non-empty string/);
@@ -101,6 +140,96 @@ describe('malformed bodies', () => {
   it('refuses response formats other than JSON', async () => {
     const reply = await post(gw.url, '/', ['PING'], { 'upstash-response-format': 'resp2' });
     expectError(reply, 400, /Upstash-Response-Format/);
+  });
+});
+
+/** Sends raw bytes, returns the status line, lower-cased headers and (de-chunked) body. */
+async function rawExchange(bytes: string) {
+  const socket = net.connect(Number(new URL(gw.url).port), '127.0.0.1');
+  socket.on('error', () => {});
+  let out = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    out = Buffer.concat([out, chunk]);
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  socket.write(Buffer.from(bytes, 'latin1'));
+  await Promise.race([closed, sleep(3000)]);
+  socket.destroy();
+  const text = out.toString('utf8');
+  const split = text.indexOf('\r\n\r\n');
+  const [statusLine = '', ...lines] = text.slice(0, split).split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+    }),
+  );
+  let body = text.slice(split + 4);
+  if (headers['transfer-encoding'] === 'chunked') {
+    let decoded = '';
+    for (;;) {
+      const eol = body.indexOf('\r\n');
+      const size = Number.parseInt(body.slice(0, eol), 16);
+      if (!(size > 0)) break;
+      decoded += body.slice(eol + 2, eol + 2 + size);
+      body = body.slice(eol + 2 + size + 2);
+    }
+    body = decoded;
+  }
+  return { statusLine, headers, body };
+}
+
+describe('requests refused before they reach the routes', () => {
+  afterEach(expectServing);
+  const auth = `Authorization: Bearer ${TOKEN}\r\n`;
+  const ping = '["PING"]';
+  const withBody = `${auth}Content-Length: ${ping.length}\r\nConnection: close\r\n\r\n${ping}`;
+
+  // Refused by @hono/node-server while building the Request, and by Node's HTTP parser
+  // (`clientError`): each used to be an empty 400, now the usual JSON error.
+  it.each([
+    [
+      'a backslash in the path',
+      `GET /get\\key HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`,
+      400,
+      /backslash in request path/,
+    ],
+    ['HTTP/1.0 without Host', `POST / HTTP/1.0\r\n${withBody}`, 400, /missing host header/],
+    ['a malformed Host', `POST / HTTP/1.1\r\nHost: a b\r\n${withBody}`, 400, /invalid host header/],
+    [
+      'a Host with a path',
+      `POST / HTTP/1.1\r\nHost: x/y\r\n${withBody}`,
+      400,
+      /invalid host header/,
+    ],
+    [
+      'a raw non-ASCII target',
+      `GET /echo/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`,
+      400,
+      /^Malformed HTTP request$/,
+    ],
+    [
+      'a broken chunked body',
+      `POST / HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n`,
+      400,
+      /^Malformed HTTP request$/,
+    ],
+    [
+      'oversized headers',
+      `GET /ping HTTP/1.1\r\nHost: x\r\n${auth}X-Big: ${'a'.repeat(70_000)}\r\nConnection: close\r\n\r\n`,
+      431,
+      /too large/,
+    ],
+  ])('%s → a JSON error', async (_name, bytes, status, message) => {
+    const reply = await rawExchange(bytes);
+    expect(reply.statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(reply.headers['content-type']).toMatch(/^application\/json/);
+    const body = JSON.parse(reply.body);
+    expect(body).toEqual({ error: expect.stringMatching(message), code: expect.any(String) });
+    if (status === 400) expect(body.code).toBe('INVALID_REQUEST');
+    // Nothing of the request is echoed, credentials least of all.
+    expect(reply.body).not.toContain(TOKEN);
   });
 });
 
@@ -263,6 +392,7 @@ describe('deny-list', () => {
     [['SWAPDB', '0', '1'], 'SWAPDB'],
     [['FUNCTION', 'FLUSH'], 'FUNCTION FLUSH'],
     [['CLIENT', 'SETNAME', 'x'], 'CLIENT SETNAME'],
+    [['SCRIPT', 'DEBUG', 'YES'], 'SCRIPT DEBUG'],
   ])('%j → 400 ERR naming %s', async (command, name) => {
     const reply = await post(gw.url, '/', command);
     expectError(reply, 400, new RegExp(`^ERR .*'${name}'`));
@@ -347,6 +477,55 @@ describe('deny-list', () => {
     const attempt = startTestGateway(redisServer, { allow: ['multi'] });
     await expect(attempt).rejects.toBeInstanceOf(GatewayConfigError);
     await expect(attempt).rejects.toMatchObject({ field: 'allow' });
+  });
+
+  // SCRIPT DEBUG YES|SYNC arms the connection it runs on: the next EVAL sent on it, by any
+  // request, would start a Lua debugging session instead of running.
+  it('refuses SCRIPT DEBUG like SELECT in every form, and `allow` cannot lift it', async () => {
+    const refused = /^ERR command 'SCRIPT DEBUG'.* is not allowed through this gateway: /;
+    for (const [path, body] of [
+      ['/', ['SCRIPT', 'DEBUG', 'YES']],
+      ['/', ['script', 'debug', 'sync']],
+      [
+        '/pipeline',
+        [
+          ['SCRIPT', 'DEBUG', 'YES'],
+          ['EVAL', 'return 1', '0'],
+        ],
+      ],
+      [
+        '/multi-exec',
+        [
+          ['SET', 'debug:first', '1'],
+          ['Script', 'Debug', 'YES'],
+        ],
+      ],
+    ] as const) {
+      const reply = await post(gw.url, path, body);
+      expectError(reply, 400, refused);
+      expect(reply.body).toMatchObject({ code: 'COMMAND_DENIED' });
+    }
+    expect(await direct.exists('debug:first')).toBe(0);
+    // Every pooled connection still runs scripts rather than debugging them.
+    for (let i = 0; i < 8; i++) {
+      expect((await post(gw.url, '/', ['EVAL', 'return 42', '0'])).body).toEqual({ result: 42 });
+    }
+
+    for (const entry of ['SCRIPT DEBUG', 'script|debug']) {
+      const attempt = startTestGateway(redisServer, { allow: [entry] });
+      await expect(attempt).rejects.toBeInstanceOf(GatewayConfigError);
+      await expect(attempt).rejects.toMatchObject({ field: 'allow' });
+    }
+    // Allowing the container lifts nothing pool-unsafe, as with `allow: ['CLIENT']`.
+    const open = await startTestGateway(redisServer, { allow: ['SCRIPT'] });
+    try {
+      expectError(await post(open.url, '/', ['SCRIPT', 'DEBUG', 'YES']), 400, refused);
+      expect((await post(open.url, '/', ['SCRIPT', 'EXISTS', 'x'])).body).toEqual({
+        result: [0],
+      });
+    } finally {
+      await open.gateway.close();
+    }
   });
 });
 

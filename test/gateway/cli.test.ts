@@ -143,11 +143,17 @@ describe('redis-edge-gateway', () => {
     [['--redis-url', 'redis://x'], /missing --token/],
     // Rejected by startGateway's validation and mapped back to the flag by the CLI.
     [['--redis-url', 'redis://x', '--token', 't', '--allow', 'MULTI'], /--allow cannot include/],
+    // A token that lost its flag: named by position on stderr, never printed.
+    [
+      ['--redis-url', 'redis://x', '--token=', 'S3CRET-stderr-77'],
+      /positional argument \(argument 4\)/,
+    ],
   ])('%j exits 2 naming the flag', async (args, message) => {
     const started = run(args as string[]);
     expect(await started.exited).toBe(2);
     expect(started.stderr()).toMatch(message);
     expect(started.stderr()).toMatch(/--help/);
+    expect(started.stderr()).not.toContain('S3CRET');
   });
 
   it('exits 1 when the port is taken', async () => {
@@ -172,7 +178,7 @@ describe('parseCli', () => {
     [['--redis-url', 'redis://x', '--token', 't', '--max-body-bytes', '0'], /--max-body-bytes/],
     [['--redis-url', 'redis://x', '--token', ''], /--token must not be empty/],
     [['--redis-url', 'redis://x', '--token'], /--token needs a value/],
-    [['positional'], /unexpected argument 'positional'/],
+    [['positional'], /^unexpected positional argument \(argument 1\)$/],
   ])('%j is a usage error naming the flag', (args, message) => {
     const parsed = parseCli(args, {});
     expect(parsed.kind).toBe('error');
@@ -182,6 +188,24 @@ describe('parseCli', () => {
   it('never echoes a secret in a usage error', () => {
     const parsed = parseCli(['--token', 'sekrit-value', '--bogus=sekrit-value'], {});
     expect(JSON.stringify(parsed)).not.toContain('sekrit-value');
+  });
+
+  // A value that lost its flag (`--token= S3CRET`, `--admin-token "" S3CRET`) is a positional:
+  // the usage error names its place, never its text.
+  it.each([
+    [['--redis-url', 'redis://x', '--token=', 'S3CRET-positional-9a8b'], 4],
+    [
+      ['--redis-url', 'redis://x', '--token', 't', '--admin-token', '', 'S3CRET-positional-9a8b'],
+      7,
+    ],
+    [['--redis-url', 'redis://x', '--', 'S3CRET-positional-9a8b'], 4],
+  ])('never echoes a positional argument: %j', (args, position) => {
+    const parsed = parseCli(args, {});
+    expect(parsed).toEqual({
+      kind: 'error',
+      message: `unexpected positional argument (argument ${position})`,
+    });
+    expect(JSON.stringify(parsed)).not.toContain('S3CRET');
   });
 
   it('maps flags onto GatewayOptions and lets flags win over env', () => {

@@ -5,6 +5,7 @@ import {
   post,
   READONLY_TOKEN,
   secretsIn,
+  sleep,
   startTestGateway,
   type TestGateway,
   TOKEN,
@@ -352,6 +353,75 @@ describe('@upstash/redis against the gateway', () => {
     expect(errors).toEqual([]);
     await sub.unsubscribe();
   });
+
+  // The client takes every `data: ` line as an event: a payload framed over several lines would
+  // let any publisher to one channel forge messages on another.
+  it('a payload with line breaks arrives whole, on its own channel only', async () => {
+    const forged = 'first line\nmessage,payments,refund 1000 EUR';
+    const crlf = 'a\r\ndata: message,payments,x\r\n\r\nb';
+    const pretty = '{\n  "amount": 10,\r\n  "note": "line\\nbreak"\n}';
+    const events = (client: Redis) => {
+      const sub = client.subscribe<unknown>(['orders', 'payments']);
+      const got: unknown[] = [];
+      let confirmed = 0;
+      sub.on('subscribe', () => confirmed++);
+      sub.on('message', ({ channel, message }) => got.push({ channel, message }));
+      return { sub, got, ready: () => confirmed === 2 };
+    };
+    const parsed = events(redis);
+    const unparsed = events(raw);
+    await waitFor(() => parsed.ready() && unparsed.ready(), 5000, 'subscribe confirmations');
+
+    // From any publisher, not only @upstash/redis (which sends strings as they are).
+    await direct.publish('orders', forged);
+    await redis.publish('orders', crlf);
+    await direct.publish('orders', pretty);
+    await direct.publish('payments', 'done');
+    await waitFor(() => parsed.got.length >= 4 && unparsed.got.length >= 4, 5000, 'messages');
+    await sleep(100);
+
+    // What the client would deliver had it read each payload whole (it JSON-parses them).
+    expect(parsed.got).toEqual([
+      { channel: 'orders', message: forged },
+      { channel: 'orders', message: crlf },
+      { channel: 'orders', message: { amount: 10, note: 'line\nbreak' } },
+      { channel: 'payments', message: 'done' },
+    ]);
+    // Without deserialization the single-line form shows, but still nothing forged.
+    expect(unparsed.got).toEqual([
+      { channel: 'orders', message: JSON.stringify(forged) },
+      { channel: 'orders', message: JSON.stringify(crlf) },
+      { channel: 'orders', message: '{   "amount": 10,    "note": "line\\nbreak" }' },
+      { channel: 'payments', message: 'done' },
+    ]);
+    await parsed.sub.unsubscribe();
+    await unparsed.sub.unsubscribe();
+  });
+
+  it('a pattern message with line breaks cannot forge one from another channel', async () => {
+    const sub = redis.psubscribe<unknown>(['pm:*']);
+    const got: unknown[] = [];
+    let subscribed = false;
+    sub.on('psubscribe', () => {
+      subscribed = true;
+    });
+    sub.on('pmessage', (m) => got.push(m));
+    sub.on('error', () => {});
+    await waitFor(() => subscribed, 5000, 'psubscribe confirmation');
+    const forged = 'x\npmessage,pm:*,pm:bank,{"refund":1000}';
+    await direct.publish('pm:shop', forged);
+    // A channel name may hold a line break too. (Its commas still confuse the client's
+    // comma-split parse, an error event, but that cannot name another channel.)
+    await direct.publish('pm:a\npmessage,pm:*,pm:bank,{"refund":1}\n', '{"n":1}');
+    await direct.publish('pm:end', '{"n":2}');
+    await waitFor(() => got.some((m) => (m as { channel: string }).channel === 'pm:end'), 5000);
+    await sleep(100);
+    expect(got).toContainEqual({ pattern: 'pm:*', channel: 'pm:shop', message: forged });
+    expect(got).toContainEqual({ pattern: 'pm:*', channel: 'pm:end', message: { n: 2 } });
+    expect(got.filter((m) => (m as { channel: string }).channel === 'pm:bank')).toEqual([]);
+    expect(got).toHaveLength(2);
+    await sub.unsubscribe();
+  });
 });
 
 describe('raw results equal a direct RESP client', () => {
@@ -560,7 +630,8 @@ describe('raw results equal a direct RESP client', () => {
     expect(text).toBe(
       'data: subscribe,raw-chan,1\n\n' +
         'data: subscribe,raw-chan2,2\n\n' +
-        'data: message,raw-chan,line1\ndata: line2\n\n' +
+        // One `data:` line per event: a line break inside a payload is JSON-quoted.
+        'data: message,raw-chan,"line1\\nline2"\n\n' +
         'data: message,raw-chan2,a,b,c\n\n',
     );
     controller.abort();

@@ -94,6 +94,9 @@ const DENIED: string[][] = [
   ['XREADGROUP', 'BLOCK', '0', 'GROUP', 'g', 'c', 'STREAMS', 's', '>'],
   ['XREADGROUP', 'COUNT', '1', 'BLOCK', '0', 'GROUP', 'g', 'c', 'STREAMS', 's', '>'],
   ['XREADGROUP', 'GROUP', 'g', 'c', 'NOACK', 'BLOCK', '10', 'STREAMS', 's', '>'],
+  // Arms the pooled connection: another request's next EVAL on it would start a debugger.
+  ['SCRIPT', 'DEBUG', 'YES'],
+  ['SCRIPT', 'DEBUG', 'SYNC'],
 ];
 
 function variants(command: string[]): string[][] {
