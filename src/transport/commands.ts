@@ -233,8 +233,10 @@ function classTable(read: string, idempotent = '', nonIdempotent = ''): Map<stri
 /** Commands whose class depends on their arguments; space-separated names share an entry. */
 const BY_ARGUMENTS: [names: string, entry: Entry][] = [
   // SET NX is a lock: a retry would tell the holder it lost its own lock; SET GET answers the
-  // value it replaced, and a retry would answer the caller's own
-  ['set', scanFor(3, 'nx get', NON_IDEMPOTENT, IDEMPOTENT)],
+  // value it replaced, and a retry would answer the caller's own; IFEQ/IFNE/IFDEQ/IFDNE (Redis
+  // 8.4 compare-and-set) would find the first run's value and report a swap that did happen
+  // as lost
+  ['set', scanFor(3, 'nx get ifeq ifne ifdeq ifdne', NON_IDEMPOTENT, IDEMPOTENT)],
   // ZADD INCR adds again; the flags before the scores are all it can carry
   ['zadd', scanFor(2, 'incr', NON_IDEMPOTENT, IDEMPOTENT, (token) => !ZADD_FLAGS.includes(token))],
   // HEXPIRE..HPEXPIREAT: Redis 7.4 hash-field expiry (HEXPIRE key seconds [NX|XX|GT|LT] FIELDS ...)

@@ -171,6 +171,11 @@ describe('classifyCommand argument rules', () => {
       [['set', 'k', 'v', 'nx'], NON],
       [['set', 'k', 'v', 'nx', 'get'], NON],
       [['set', 'k', 'v', 'nx', 'px', 100], NON],
+      // Redis 8.4 compare-and-set: a retry finds the first run's value and reports no swap
+      [['set', 'k', 'v', 'IFEQ', 'old'], NON],
+      [['set', 'k', 'v', 'ifne', 'v'], NON],
+      [['set', 'k', 'v', 'ifdeq', 'abc123', 'ex', 10], NON],
+      [['set', 'k', 'v', 'ifdne', 'abc123'], NON],
       // the value itself is never an option
       [['set', 'k', 'nx'], IDEM],
       [['set', 'nx', 'nx'], IDEM],
