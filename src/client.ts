@@ -4,6 +4,7 @@
  */
 import { Redis } from '@upstash/redis';
 import {
+  checkProbeSource,
   type FailoverOptions,
   type MemberConfig,
   resolveOptions,
@@ -149,6 +150,7 @@ export class FailoverRedis extends Redis {
   addMember(member: MemberConfig): void {
     const core = this.#core;
     const resolved = validateMember('addMember(member)', member, core.options.allowInsecureHttp);
+    checkProbeSource('addMember(member)', resolved, core.options.health);
     if (core.store.records.has(resolved.name)) {
       throw new ConfigError('addMember(member).name', `duplicate name "${resolved.name}"`);
     }

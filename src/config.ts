@@ -455,6 +455,13 @@ function resolveHealth(value: unknown): ResolvedHealthOptions {
   };
 }
 
+/** `health.probe: 'availability'` asks for the availability API: a member without one is a mistake. */
+export function checkProbeSource(field: string, m: ResolvedMember, health: ResolvedHealthOptions) {
+  if (health.probe === 'availability' && !m.availability) {
+    mustBe(`${field} ("${m.name}").availability`, "set: health.probe is 'availability'");
+  }
+}
+
 export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   const o = obj<FailoverOptions>('options', options);
   const allowInsecureHttp = o.allowInsecureHttp === true;
@@ -477,13 +484,15 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   for (const key of ['fetch', 'now'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'function') mustBe(key, 'a function');
   }
+  const health = resolveHealth(o.health);
+  members.forEach((m, i) => checkProbeSource(`members[${i}]`, m, health));
   return {
     members,
     ...times,
     retryAmbiguousWrites: o.retryAmbiguousWrites === true,
     requestFailover: o.requestFailover !== false,
     circuit: resolveCircuit(o.circuit, gracePeriodMs),
-    health: resolveHealth(o.health),
+    health,
     proximity: o.proximity === true,
     allowInsecureHttp,
     readYourWrites: o.readYourWrites !== false,

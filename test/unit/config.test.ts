@@ -152,6 +152,21 @@ describe('resolveOptions', () => {
         }),
       ),
     ).toBe('members[0] ("a").availability.lagToleranceMs');
+    // `health.probe: 'availability'` is a promise that every member has one.
+    expect(
+      fieldOf(() =>
+        resolveOptions({
+          members: [member({ availability }), member({ name: 'b' })],
+          health: { probe: 'availability' },
+        }),
+      ),
+    ).toBe('members[1] ("b").availability');
+    const strict = { members: [member({ availability })], health: { probe: 'availability' } };
+    expect(() => resolveOptions(strict as never)).not.toThrow();
+    const redis = createFailoverRedis(strict as never);
+    expect(fieldOf(() => redis.addMember(member({ name: 'b' })))).toBe(
+      'addMember(member) ("b").availability',
+    );
     // A token must be a valid header value: fetch would throw with it in the message.
     for (const token of [`${SECRET}\n`, `${SECRET}\u0000x`, `${SECRET} x`, `${SECRET}é`]) {
       expect(fieldOf(() => resolveOptions({ members: [member({ token })] }))).toBe(
