@@ -391,9 +391,12 @@ export class HealthStore {
   toShared(now: number): SharedHealth {
     const members: SharedHealth['members'] = {};
     for (const r of this.records.values()) {
+      // Never checked here: nothing to vouch for. Published as checked now, its "unknown" would
+      // overwrite what isolates observed themselves; left out, they check it themselves.
+      if (r.checkedAt === undefined) continue;
       members[r.member.name] = compact({
         status: r.status,
-        checkedAt: r.checkedAt ?? now,
+        checkedAt: r.checkedAt,
         reason: r.statusReason,
         healthySince: r.healthySince,
         lagging: r.lagging || undefined,

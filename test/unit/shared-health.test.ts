@@ -126,6 +126,20 @@ describe('shared health between isolates', () => {
     expect(edge.select(undefined).active).toBe('b');
   });
 
+  it('a member the publisher never checked is left out of the record, not published as unknown', () => {
+    const { clock, options, isolate } = setup();
+    const cron = isolate();
+    cron.store.recordCheck('a', { healthy: true, reason: 'ping' }, options.circuit, clock.now);
+    const record = cron.store.toShared(clock.now);
+    expect(Object.keys(record.members)).toEqual(['a']);
+    // An isolate that saw b answer keeps that, and checks b itself.
+    const edge = isolate();
+    edge.store.recordSuccess('b', 5, options.circuit, 'request', clock.now - 1000);
+    const { keptLocal } = edge.store.applyShared(record, options.health.sharedMaxAgeMs, clock.now);
+    expect(edge.store.records.get('b')!.status).toBe('healthy');
+    expect(keptLocal).toEqual(['b']);
+  });
+
   it('a warm cron isolate starts from the decision another cron run published since', async () => {
     const { cache, published } = memoryCache();
     const down = new Set<string>();
