@@ -399,6 +399,14 @@ class RestTransport implements MemberTransport {
     return this.#syncToken;
   }
 
+  adoptSyncToken(token: string): void {
+    // It goes into a header: one fetch would refuse must not get that far.
+    if (this.#readYourWrites && token !== this.#syncToken && /^[\x21-\x7e]+$/.test(token)) {
+      this.#syncToken = token;
+      this.#headersWithToken = { ...this.#headers, [SYNC_TOKEN_HEADER]: token };
+    }
+  }
+
   async send(request: MemberRequest, options: SendOptions): Promise<AttemptOutcome> {
     const started = performance.now();
     const member = this.name;
@@ -505,10 +513,7 @@ class RestTransport implements MemberTransport {
       const status = response.status;
       if (status >= 200 && status < 300 && this.#readYourWrites) {
         const token = response.headers.get(SYNC_TOKEN_HEADER);
-        if (token !== null && token !== '' && token !== this.#syncToken) {
-          this.#syncToken = token;
-          this.#headersWithToken = { ...this.#headers, [SYNC_TOKEN_HEADER]: token };
-        }
+        if (token) this.adoptSyncToken(token);
       }
       const early = classifyStatus(response, member, started);
       if (early !== undefined) {

@@ -45,6 +45,8 @@ export interface MemberTransport {
   send(request: MemberRequest, options: SendOptions): Promise<AttemptOutcome>;
   /** The read-your-writes token this member last returned; never sent to another member. */
   readonly syncToken: string;
+  /** Takes a token this member returned elsewhere (another invocation) as its own. */
+  adoptSyncToken?(token: string): void;
 }
 
 /**

@@ -236,6 +236,37 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(syncTokens[2]).toMatch(/\S/);
   });
 
+  it('readYourWritesSyncToken carries a token to another invocation, to its own member only', async () => {
+    const writer = createFailoverRedis({ members, health: { enabled: false } });
+    await writer.set('cmd:ryw-carry', 1);
+    const carried = writer.readYourWritesSyncToken;
+    expect(carried).toMatch(/^a \S+$/); // served by a, so a's token, with a's name
+    const token = carried!.slice(2);
+
+    // Another invocation: a client with transports of its own (another fetch), which has never
+    // talked to the members.
+    const sent: Array<{ url: string; token: string | null }> = [];
+    const recording: typeof fetch = (input, init) => {
+      sent.push({
+        url: new URL(String(input)).origin,
+        token: new Headers(init?.headers).get('upstash-sync-token'),
+      });
+      return fetch(input, init);
+    };
+    const reader = createFailoverRedis({ members, fetch: recording, health: { enabled: false } });
+    reader.readYourWritesSyncToken = 'no-member-name'; // cannot be placed: ignored
+    reader.readYourWritesSyncToken = 'c token-of-c'; // c's: a never sees it
+    reader.readYourWritesSyncToken = carried!;
+    expect(await reader.get('cmd:ryw-carry')).toBe(1);
+    const origin = (name: string) => new URL(members.find((m) => m.name === name)!.url).origin;
+    expect(sent).toEqual([{ url: origin('a'), token }]);
+    // Only the member it belongs to ever gets it.
+    sent.length = 0;
+    await reader.scope({ pin: true }).get('cmd:ryw-carry');
+    expect(sent.map((s) => s.url)).toEqual([origin('a')]);
+    expect(sent[0]!.token).toMatch(/\S/); // a's own, advanced by the read
+  });
+
   it('keeps a bounded number of transports per member, one per client setup', async () => {
     // Clients differing only in their fetch: each keeps its own transport (and sync token)...
     const clients = Array.from({ length: 20 }, () =>
