@@ -59,6 +59,9 @@ export interface RequestScope {
 /** How many client setups (token, fetch, options) keep a transport per member. */
 const MAX_TRANSPORTS_PER_MEMBER = 8;
 
+/** Counts transport lookups, to find the least recently used one. */
+let transportUses = 0;
+
 /** A number per `fetch` function, so setups that differ only in it get transports of their own. */
 const fetchIds = new WeakMap<typeof fetch, number>();
 let fetchCount = 0;
@@ -113,7 +116,10 @@ export class FailoverCore {
       this.store.transports.set(name, forMember);
     }
     const cached = forMember.get(own.setup);
-    if (cached) return cached;
+    if (cached) {
+      cached.lastUsed = ++transportUses;
+      return cached;
+    }
     const transportOptions: Parameters<typeof createRestTransport>[1] = {
       readYourWrites: this.options.readYourWrites,
       cancelAlways: this.options.cancellation === 'always',
@@ -123,10 +129,17 @@ export class FailoverCore {
       { name, url: record.member.url, token: own.token },
       transportOptions,
     );
-    // Bounded: clients created per request with tokens of their own must not pile up.
+    // Bounded: clients created per request with tokens of their own must not pile up. The least
+    // recently used goes, so a long-lived client in use keeps its transport (and sync token)
+    // however many per-request clients come and go beside it.
     if (forMember.size >= MAX_TRANSPORTS_PER_MEMBER) {
-      forMember.delete(forMember.keys().next().value!);
+      let stalest: [string, MemberTransport] | undefined;
+      for (const entry of forMember) {
+        if (!stalest || (entry[1].lastUsed ?? 0) < (stalest[1].lastUsed ?? 0)) stalest = entry;
+      }
+      forMember.delete(stalest![0]);
     }
+    transport.lastUsed = ++transportUses;
     forMember.set(own.setup, transport);
     return transport;
   }

@@ -47,6 +47,8 @@ export interface MemberTransport {
   readonly syncToken: string;
   /** Takes a token this member returned elsewhere (another invocation) as its own. */
   adoptSyncToken?(token: string): void;
+  /** When the client cache last handed it out (a counter), to evict the least recently used. */
+  lastUsed?: number;
 }
 
 /**

@@ -283,6 +283,30 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     expect(store.transports.get('a')!.size).toBeGreaterThanOrEqual(2);
   });
 
+  it('a long-lived client in use keeps its transport (and sync token) among per-request ones', async () => {
+    const tokens: Array<string | null> = [];
+    const longLived = createFailoverRedis({
+      members,
+      fetch: (input, init) => {
+        tokens.push(new Headers(init?.headers).get('upstash-sync-token'));
+        return fetch(input, init);
+      },
+      health: { enabled: false },
+    });
+    await longLived.set('cmd:lru', 1);
+    for (let i = 0; i < 20; i++) {
+      const perRequest = createFailoverRedis({
+        members,
+        fetch: (input, init) => fetch(input, init),
+        health: { enabled: false },
+      });
+      await perRequest.set('cmd:lru', 2);
+      tokens.length = 0;
+      await longLived.get('cmd:lru');
+      expect(tokens[0]).toMatch(/\S/); // still its transport: the token of its last command
+    }
+  });
+
   it("auto-pipelining keeps the client's own methods working, scopes included", async () => {
     const sent: string[] = [];
     const recording: typeof fetch = (input, init) => {
