@@ -485,7 +485,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
     if (o[key] !== undefined && typeof o[key] !== 'function') mustBe(key, 'a function');
   }
   const health = resolveHealth(o.health);
-  members.forEach((m, i) => checkProbeSource(`members[${i}]`, m, health));
+  for (const [i, m] of members.entries()) checkProbeSource(`members[${i}]`, m, health);
   return {
     members,
     ...times,
