@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   backendConnectionLost,
+  backendRefused,
   backendTimeout,
   backendUnavailable,
   GatewayError,
@@ -29,6 +30,83 @@ export type BatchItem = { kind: 'ok'; reply: RawReply } | RedisErrorReply;
 
 export function isRedisError(err: unknown): err is Error {
   return err instanceof Error && err.name === 'ReplyError';
+}
+
+/**
+ * Redis error codes that prove a command did not run: Redis answers them in `processCommand`
+ * (or, for a script, before its body starts), before the command is called. So the command had
+ * no effect, and a failover client may send it to another member (design 4.4: the gateway says
+ * "not sent" only when nothing ran). The first word must match exactly: `BUSYKEY` (RESTORE onto
+ * an existing key) and `BUSYGROUP` (XGROUP CREATE of an existing group) are ordinary errors.
+ */
+const NOT_RUN_CODES: Record<string, string> = {
+  BUSY: 'a script, function or module command is running past busy-reply-threshold',
+  LOADING: 'the dataset is still loading',
+  MASTERDOWN: 'the replica lost its master and does not serve stale data',
+  TRYAGAIN: 'keys of the command are being migrated',
+  CLUSTERDOWN: 'the cluster is down',
+};
+
+/**
+ * A script chooses its own error replies (`return redis.error_reply('LOADING ...')`), possibly
+ * after writing, so for these commands a matching code proves nothing; only the exact texts
+ * with which Redis refuses a command before running it count (an error a script raised from a
+ * failed `redis.call` also ends in " script: ..." and never matches). A script that returns one
+ * of these very texts on purpose would be taken at its word.
+ */
+const SCRIPT_COMMANDS = new Set(['EVAL', 'EVALSHA', 'EVAL_RO', 'EVALSHA_RO', 'FCALL', 'FCALL_RO']);
+const REDIS_REFUSALS = new Set([
+  'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.',
+  'BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.',
+  'BUSY Redis is busy running a module command.',
+  'LOADING Redis is loading the dataset in memory',
+  "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+  "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script.",
+  'TRYAGAIN Multiple keys request during rehashing of slot',
+  'CLUSTERDOWN The cluster is down',
+  'CLUSTERDOWN The cluster is down and only accepts read commands',
+  'CLUSTERDOWN Hash slot not served',
+]);
+
+/**
+ * The Redis code (`BUSY`, ...) when `message` is Redis refusing command `name` without running
+ * it, else undefined. Without `name` the error is known to be Redis' own (a transaction's
+ * queueing or EXEC: nothing of the user's ran yet).
+ */
+function notRunCode(message: string, name?: string): string | undefined {
+  const code = message.split(' ', 1)[0]!;
+  if (!(code in NOT_RUN_CODES)) return undefined;
+  if (name !== undefined && SCRIPT_COMMANDS.has(name.toUpperCase())) {
+    return REDIS_REFUSALS.has(message) ? code : undefined;
+  }
+  return code;
+}
+
+function refused(code: string): GatewayError {
+  return backendRefused(code, NOT_RUN_CODES[code]!);
+}
+
+const EXECABORT_PREVIOUS = 'EXECABORT Transaction discarded because of previous errors.';
+const EXECABORT_BECAUSE = 'EXECABORT Transaction discarded because of: ';
+
+/**
+ * The Redis code when a discarded transaction ran nothing only because Redis was unavailable:
+ * EXEC was refused (Redis 7 says `EXECABORT ... because of: BUSY ...`, and discards), or
+ * queueing failed, and every reason given is a not-run code. A reason of the user's own (an
+ * unknown command, wrong arity) stays that command error: another member would refuse it too.
+ * MULTI never gets one of these codes (it may run while busy, loading or stale, and has no
+ * keys), so the errors before EXEC are those of queued commands, refused before they ran.
+ */
+function transactionNotRunCode(err: Error): string | undefined {
+  const previous = (err as Error & { previousErrors?: Error[] }).previousErrors ?? [];
+  const reasons = previous.map((e) => e.message);
+  if (err.message.startsWith(EXECABORT_BECAUSE)) {
+    reasons.unshift(err.message.slice(EXECABORT_BECAUSE.length));
+  } else if (err.message !== EXECABORT_PREVIOUS) {
+    reasons.unshift(err.message);
+  }
+  const codes = reasons.map((reason) => notRunCode(reason));
+  return codes.length > 0 && codes.every((code) => code !== undefined) ? codes[0] : undefined;
 }
 
 /** ioredis' message when a command is refused before anything is written to the socket. */
@@ -177,8 +255,10 @@ export class BackendPool {
         reply: (await conn.callBuffer(wireName(name), ...args)) as RawReply,
       };
     } catch (err) {
-      if (isRedisError(err)) return { kind: 'redis-error', message: err.message };
-      throw this.classify(err, conn);
+      if (!isRedisError(err)) throw this.classify(err, conn);
+      const code = notRunCode(err.message, name);
+      if (code) throw refused(code);
+      return { kind: 'redis-error', message: err.message };
     }
   }
 
@@ -189,6 +269,10 @@ export class BackendPool {
    *
    * Non-atomic: one item per command. Atomic: one item per command, or a single
    * `redis-error` when Redis discarded the transaction.
+   * Throws `backendRefused` (not sent) when Redis ran none of it because it was unavailable
+   * (busy, loading, ...): every command of a pipeline got such an error (one that ran, e.g. a
+   * command allowed while busy, keeps the per-command answers: re-running the batch elsewhere
+   * would run it twice), or the transaction was discarded for such a reason only.
    */
   async batch(commands: Command[], atomic: boolean): Promise<BatchItem[] | RedisErrorReply> {
     if (this.closed) throw backendUnavailable();
@@ -199,13 +283,19 @@ export class BackendPool {
     try {
       results = await chain.exec();
     } catch (err) {
-      if (isRedisError(err)) return { kind: 'redis-error', message: discardMessage(err) };
-      throw this.classify(err, conn);
+      if (!isRedisError(err)) throw this.classify(err, conn);
+      const code = transactionNotRunCode(err);
+      if (code) throw refused(code);
+      return { kind: 'redis-error', message: discardMessage(err) };
     }
     if (!results) throw backendConnectionLost();
     // A transport failure on any element makes the whole batch's outcome unknown.
     const failure = results.find(([err]) => err && !isRedisError(err));
     if (failure) throw this.classify(failure[0], conn);
+    if (!atomic) {
+      const codes = results.map(([err], i) => err && notRunCode(err.message, commands[i]![0]));
+      if (codes.length > 0 && codes.every(Boolean)) throw refused(codes[0]!);
+    }
     return results.map(([err, reply]) =>
       err
         ? { kind: 'redis-error', message: err.message }

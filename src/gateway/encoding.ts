@@ -45,9 +45,26 @@ export function toJsonReply(reply: RawReply, base64: boolean, nested = false): J
   return !nested && bytes.equals(OK) ? 'OK' : bytes.toString('base64');
 }
 
-/** True when the request asked for base64 results (header value is case-insensitive). */
-export function wantsBase64(header: string | undefined): boolean {
-  return header?.trim().toLowerCase() === 'base64';
+/**
+ * Whether the request asked for base64 results, from its `Upstash-Encoding` header; undefined
+ * when the value is not one this gateway knows (the caller answers 400: serving plain text to
+ * a client that asked for an encoding would hand it undecodable or mis-decoded results).
+ *
+ * Case-insensitive. A header sent twice reaches us comma-joined (`base64, base64`, the way
+ * HTTP merges repeated fields), so each comma-separated value is read and repeats of the same
+ * one are the same request; `base64, identity` asks for two things at once and is refused.
+ * An empty value is no request for an encoding.
+ */
+export function wantsBase64(header: string | undefined): boolean | undefined {
+  const values = new Set(
+    (header ?? '')
+      .split(',')
+      .map((v) => v.trim().toLowerCase())
+      .filter((v) => v !== ''),
+  );
+  if (values.size === 0) return false;
+  if (values.size === 1 && values.has('base64')) return true;
+  return undefined;
 }
 
 /**

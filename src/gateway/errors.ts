@@ -68,6 +68,21 @@ export const payloadTooLarge = (limit: number, bodyRead: boolean): GatewayError 
 export const backendUnavailable = (): GatewayError =>
   new GatewayError(503, 'backend unavailable', 'BACKEND_UNAVAILABLE', { [NOT_SENT_HEADER]: '0' });
 
+/**
+ * 503 + the not-sent marker, like `backendUnavailable`: the command did reach Redis, but Redis
+ * refused it before running it (`-BUSY`, `-LOADING`, ... see `refusedBeforeRunning` in
+ * backend.ts), so as far as the data is concerned it was never sent and another member may run
+ * it. Only Redis' error code is named: its message is a fixed server text today, but the code
+ * is all the caller needs, and nothing of the request can end up in the answer.
+ */
+export const backendRefused = (redisCode: string, why: string): GatewayError =>
+  new GatewayError(
+    503,
+    `backend refused the command without running it (${redisCode}: ${why}); it was not executed`,
+    'BACKEND_REFUSED',
+    { [NOT_SENT_HEADER]: '0' },
+  );
+
 /** 502 without the marker: the connection broke after the command was written. */
 export const backendConnectionLost = (): GatewayError =>
   new GatewayError(

@@ -23,6 +23,11 @@ const DEFAULT_DENIED: Record<string, string> = {
   FLUSHALL: 'wipes the database',
   FLUSHDB: 'wipes the database',
   SWAPDB: 'swaps the whole dataset under every client',
+  // Also FUNCTION RESTORE with the FLUSH policy, which does the same (see `refusal`).
+  // FUNCTION DELETE <library> stays allowed: like DEL <key> it removes one named thing, and
+  // the list refuses wholesale wipes (FLUSHALL, FLUSHDB), not ordinary deletion. Refusing it
+  // would protect nothing either: FUNCTION LOAD REPLACE, needed to deploy functions, can
+  // overwrite a library just as well.
   'FUNCTION FLUSH': 'deletes every library of functions',
   REPLICAOF: 'replication control',
   SLAVEOF: 'replication control',
@@ -52,7 +57,6 @@ const DEFAULT_DENIED: Record<string, string> = {
   'CLIENT KILL': 'disconnects other clients',
   'CLIENT PAUSE': 'suspends all clients',
   'CLIENT UNPAUSE': 'server administration',
-  'CLIENT NO-EVICT': 'server administration',
   'CLIENT UNBLOCK': 'server administration',
   // Allowing MONITOR opens the `/monitor` stream; as a plain command it is pool-unsafe.
   MONITOR: 'streams every command of every client',
@@ -85,6 +89,10 @@ const POOL_UNSAFE: Record<string, string> = {
   'CLIENT CACHING': 'changes the state of a shared backend connection',
   'CLIENT SETNAME': 'would rename a shared backend connection',
   'CLIENT SETINFO': 'would relabel a shared backend connection',
+  // Flags of the connection they run on: every later request sharing it would be exempt from
+  // eviction (NO-EVICT) or stop updating keys' LRU/LFU (NO-TOUCH).
+  'CLIENT NO-EVICT': 'changes the state of a shared backend connection',
+  'CLIENT NO-TOUCH': 'changes the state of a shared backend connection',
   // YES/SYNC arm the connection: its next EVAL, whichever request sends it, starts a Lua
   // debugging session (SYNC also blocks the whole server) instead of running the script.
   'SCRIPT DEBUG': 'would turn the next script on a shared backend connection into a debug session',
@@ -94,8 +102,9 @@ const POOL_UNSAFE: Record<string, string> = {
  * Pool-unsafe commands the gateway itself never sends, also removed from the backend ACL user
  * (defence in depth). The others stay: the pool's own handshake uses AUTH, HELLO, SELECT or
  * CLIENT SETNAME, and `/multi-exec` and the event streams need MULTI/EXEC and (P)SUBSCRIBE.
+ * Not CLIENT NO-TOUCH: it is Redis 7.2+, and naming it fails ACL SETUSER on older servers.
  */
-const ACL_POOL_UNSAFE = ['SCRIPT DEBUG'];
+const ACL_POOL_UNSAFE = ['SCRIPT DEBUG', 'CLIENT NO-EVICT'];
 
 /** `client|kill`, `client  kill`, `Client Kill` all name the same rule. */
 export function normalizeCommandName(name: string): string {
@@ -151,7 +160,9 @@ export class CommandPolicy {
    * permissions, so only Redis itself can refuse `redis.call('FLUSHALL')` inside one.
    * Plus `ACL_POOL_UNSAFE`, which no `allow` lifts.
    * Left out: XREAD/XREADGROUP (ACLs cannot tell their blocking form apart) and WAITAOF
-   * (Redis 7.2+; naming it fails ACL SETUSER on older servers). The gateway refuses them itself.
+   * (Redis 7.2+; naming it fails ACL SETUSER on older servers). The gateway refuses them itself,
+   * like FUNCTION RESTORE with FLUSH (an ACL rule cannot look at that argument; scripts cannot
+   * call FUNCTION commands in any case).
    */
   aclRules(): string[] {
     const rules = ['+@all'];
@@ -178,7 +189,16 @@ export class CommandPolicy {
     if (name === 'XREAD' || name === 'XREADGROUP') {
       return isBlockingStreamRead(args) ? this.denied.get(name) : undefined;
     }
-    return this.denied.get(name) ?? this.denied.get(subcommandKey(name, args));
+    const key = subcommandKey(name, args);
+    // `FUNCTION RESTORE <payload> FLUSH` deletes every library before restoring: the same
+    // harm as FUNCTION FLUSH, so the same rule (and the same `allow` lifts it). Any FLUSH
+    // after the payload counts: Redis takes one policy argument, a misplaced one only turns
+    // its syntax error into this refusal.
+    if (key === 'FUNCTION RESTORE' && args.slice(2).some((a) => isWord(a, 'FLUSH'))) {
+      const flush = this.denied.get('FUNCTION FLUSH');
+      return flush && `with FLUSH it ${flush}, like FUNCTION FLUSH`;
+    }
+    return this.denied.get(name) ?? this.denied.get(key);
   }
 
   /**
@@ -224,6 +244,10 @@ export function backendAclRules(allow: string[] = []): string {
   return new CommandPolicy(allow).aclRules().join(' ');
 }
 
+function isWord(arg: Arg, word: string): boolean {
+  return arg.length === word.length && arg.toString().toUpperCase() === word;
+}
+
 function subcommandKey(name: string, args: Arg[]): string {
   const sub = args[0];
   return sub === undefined ? name : `${name} ${sub.toString().toUpperCase()}`;
@@ -234,7 +258,7 @@ function displayName(command: Command): string {
   const [rawName, ...args] = command;
   const name = rawName.slice(0, 64).toUpperCase();
   const key = subcommandKey(name, args);
-  const known = key in DEFAULT_DENIED || key in POOL_UNSAFE;
+  const known = key in DEFAULT_DENIED || key in POOL_UNSAFE || key === 'FUNCTION RESTORE';
   // Arguments are user data and are not echoed (design 4.8), except a denied subcommand.
   return known ? key : name;
 }

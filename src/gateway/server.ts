@@ -67,6 +67,10 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
   if (format !== undefined && format.toLowerCase() !== 'json') {
     throw badRequest('Upstash-Response-Format: only "json" is supported by this gateway');
   }
+  // Checked before anything runs: refusing it after a write has run would lose its answer.
+  if (wantsBase64(c.req.header('upstash-encoding')) === undefined) {
+    throw badRequest('Upstash-Encoding: only "base64" is supported by this gateway');
+  }
 
   if (first === '' && segments.length === 1) {
     allowMethods(method, BODY_METHODS);
@@ -213,8 +217,9 @@ function clientDisconnector(c: Context): (() => void) | undefined {
   return outgoing ? () => outgoing.destroy() : undefined;
 }
 
+/** Validated in `dispatch` before anything runs. */
 function base64(c: Context): boolean {
-  return wantsBase64(c.req.header('upstash-encoding'));
+  return wantsBase64(c.req.header('upstash-encoding')) === true;
 }
 
 function lenientDecode(segment: string): string {

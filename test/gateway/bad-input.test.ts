@@ -527,6 +527,33 @@ describe('deny-list', () => {
       await open.gateway.close();
     }
   });
+
+  // CLIENT NO-EVICT / NO-TOUCH set flags of the connection they run on, which every later
+  // request sharing that pooled connection would inherit.
+  it('refuses CLIENT NO-EVICT and NO-TOUCH like CLIENT SETNAME, and `allow` cannot lift them', async () => {
+    for (const sub of ['NO-EVICT', 'NO-TOUCH', 'no-touch']) {
+      const refused = new RegExp(`^ERR command 'CLIENT ${sub.toUpperCase()}'.* not allowed`);
+      for (const [path, body] of [
+        ['/', ['CLIENT', sub, 'ON']],
+        ['/pipeline', [['CLIENT', sub, 'ON']]],
+        ['/multi-exec', [['PING'], ['client', sub, 'on']]],
+      ] as const) {
+        const reply = await post(gw.url, path, body);
+        expectError(reply, 400, refused);
+        expect(reply.body).toMatchObject({ code: 'COMMAND_DENIED' });
+      }
+    }
+    for (const entry of ['CLIENT NO-EVICT', 'client|no-touch']) {
+      const attempt = startTestGateway(redisServer, { allow: [entry] });
+      await expect(attempt).rejects.toBeInstanceOf(GatewayConfigError);
+      await expect(attempt).rejects.toMatchObject({ field: 'allow' });
+    }
+    // Not a single pooled connection took the flag.
+    const clients = String(await direct.call('CLIENT', 'LIST'));
+    for (const line of clients.split('\n').filter((l) => l.includes('name=redis-edge-gateway'))) {
+      expect(line).toMatch(/ flags=N /);
+    }
+  });
 });
 
 describe('read-only token', () => {

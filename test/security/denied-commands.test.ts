@@ -97,6 +97,12 @@ const DENIED: string[][] = [
   // Arms the pooled connection: another request's next EVAL on it would start a debugger.
   ['SCRIPT', 'DEBUG', 'YES'],
   ['SCRIPT', 'DEBUG', 'SYNC'],
+  // FLUSH as the restore policy deletes every library first, like FUNCTION FLUSH.
+  ['FUNCTION', 'FLUSH'],
+  ['FUNCTION', 'RESTORE', 'not-a-dump', 'FLUSH'],
+  // Flag the pooled connection they run on, for every request that shares it later.
+  ['CLIENT', 'NO-EVICT', 'ON'],
+  ['CLIENT', 'NO-TOUCH', 'ON'],
 ];
 
 function variants(command: string[]): string[][] {
@@ -198,6 +204,51 @@ describe('denied commands stay denied', () => {
     // Harmless CLIENT subcommands still work: the rule is per subcommand.
     const ok = await send('/', ['CLIENT', 'ID']);
     expect(ok.status).toBe(200);
+  });
+
+  it('FUNCTION RESTORE with FLUSH is denied like FUNCTION FLUSH, other policies and DELETE are not', async () => {
+    const payload = new Uint8Array((await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer);
+    const libraries = async () =>
+      ((await redis.call('FUNCTION', 'LIST')) as unknown[][]).map((lib) => String(lib[1])).sort();
+    await redis.call(
+      'FUNCTION',
+      'LOAD',
+      "#!lua name=extra\nredis.register_function('noop', function() return 1 end)",
+    );
+    expect(await libraries()).toEqual(['extra', 'sec']);
+    // A real dump as raw bytes (path form: POST body = last argument, query = trailing ones).
+    for (const policy of ['FLUSH', 'flush', 'Flush']) {
+      await expectDenied(
+        await send(`/function/restore?${policy}`, undefined, { body: payload }),
+        `FUNCTION RESTORE <dump> ${policy}`,
+      );
+    }
+    expect(await libraries()).toEqual(['extra', 'sec']);
+    // REPLACE (same libraries back) and FUNCTION DELETE of one named library stay allowed.
+    const replace = await send('/function/restore?REPLACE', undefined, { body: payload });
+    expect(await replace.json()).toEqual({ result: 'OK' });
+    expect(await (await send('/', ['FUNCTION', 'DELETE', 'extra'])).json()).toEqual({
+      result: 'OK',
+    });
+    expect(await libraries()).toEqual(['sec']);
+    // `allow: ['FUNCTION FLUSH']` lifts both forms, as one rule.
+    const open = await startGateway({
+      redisUrl: cluster.redisUrls!.a!,
+      token: TOKEN,
+      allow: ['FUNCTION FLUSH'],
+      log: () => {},
+    });
+    try {
+      const reply = await fetch(`${open.url}/function/restore?FLUSH`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: payload,
+      });
+      expect(await reply.json()).toEqual({ result: 'OK' });
+    } finally {
+      await open.close();
+    }
+    expect(await libraries()).toEqual(['sec']);
   });
 
   it('scripts cannot run a denied command through a gateway on a backendAclRules() user', async () => {
