@@ -101,6 +101,23 @@ export class FailoverRedis extends Redis {
   get servedBy(): string | undefined {
     return this.#requester.scope.servedBy;
   }
+  /**
+   * `@upstash/redis`' way to carry read-your-writes to the next invocation, per member here:
+   * the token of the member that served the latest command, with that member's name in front
+   * (`a 1234`), since a token means nothing to another member. Set, it goes to the named member
+   * only; a token without a member name is ignored (it cannot be placed). An accessor of this
+   * class, not of the requester, whose field `@upstash/redis` reads on every command.
+   */
+  override get readYourWritesSyncToken(): string {
+    const name = this.servedBy;
+    const token = name === undefined ? '' : this.#core.transport(name)?.syncToken;
+    return token ? `${name} ${token}` : '';
+  }
+
+  override set readYourWritesSyncToken(value: string | undefined) {
+    const at = value?.lastIndexOf(' ') ?? -1;
+    if (at > 0) this.#core.transport(value!.slice(0, at))?.adoptSyncToken?.(value!.slice(at + 1));
+  }
 
   /** The member new requests go to first. */
   activeMember(): string | undefined {

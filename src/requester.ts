@@ -307,22 +307,8 @@ const TRY_NEXT = Symbol('try next');
 export class FailoverRequester implements Requester {
   readYourWrites = true;
 
-  /**
-   * `redis.readYourWritesSyncToken`, to carry read-your-writes from one invocation to the next:
-   * the token of the member that served this client's latest command, with that member's name
-   * in front (`a 1234`), since a token means nothing to another member. Set, it goes to the
-   * named member only; a token without a member name is ignored (it cannot be placed).
-   */
-  get upstashSyncToken(): string {
-    const name = this.scope.servedBy;
-    const token = name === undefined ? '' : this.core.transport(name)?.syncToken;
-    return token ? `${name} ${token}` : '';
-  }
-
-  set upstashSyncToken(value: string) {
-    const at = value.lastIndexOf(' ');
-    if (at > 0) this.core.transport(value.slice(0, at))?.adoptSyncToken?.(value.slice(at + 1));
-  }
+  /** Unused: tokens are per member (see `FailoverRedis.readYourWritesSyncToken`). */
+  upstashSyncToken = '';
 
   constructor(
     private readonly core: FailoverCore,
