@@ -194,10 +194,16 @@ export class FailoverCore {
     if (deps.health.cache) {
       await readShared(deps).catch(() => undefined);
       const published = store.shared;
+      const chosen =
+        published?.active === undefined ? undefined : store.records.get(published.active);
+      // Not a member failing here (its circuit opened in this isolate): adopting it would only
+      // make the selection below switch away from it again, with an event and a new activeSince.
       if (
-        published?.active !== undefined &&
-        published.at > (store.publishedAt ?? Number.NEGATIVE_INFINITY) &&
-        store.records.has(published.active)
+        published &&
+        chosen &&
+        !chosen.circuit.open &&
+        chosen.status !== 'unhealthy' &&
+        published.at > (store.publishedAt ?? Number.NEGATIVE_INFINITY)
       ) {
         store.setActive(published.active, undefined, published.activeSince ?? published.at);
       }

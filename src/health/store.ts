@@ -466,7 +466,8 @@ export class HealthStore {
       }
       if (event) events.push({ ...event, reason: 'shared', at: now });
     }
-    if (shared.at >= (this.shared?.at ?? -Infinity)) {
+    // Nor one older than this store's own publication (a cron isolate that serves traffic too).
+    if (shared.at >= Math.max(this.shared?.at ?? -Infinity, this.publishedAt ?? -Infinity)) {
       this.shared = {
         active: shared.active,
         activeSince: shared.activeSince,

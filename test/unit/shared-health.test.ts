@@ -202,4 +202,71 @@ describe('shared health between isolates', () => {
     expect(maxInFlight).toBe(2);
     expect(core.store.refreshStartedAt).toBeUndefined();
   });
+  it('a cron isolate serving traffic does not follow a decision older than its own (KV back a generation)', async () => {
+    const history: SharedHealth[] = [];
+    let stale: SharedHealth | undefined;
+    const cache: HealthCache = {
+      get: async () => structuredClone(stale ?? history[history.length - 1]),
+      put: async (_k, v) => void history.push(structuredClone(v)),
+    };
+    const down = new Set<string>(['a']);
+    const { clock, isolate } = setup({
+      gracePeriodMs: 30_000,
+      health: { cache, jitter: 0, probe: async (m) => !down.has(m.name) },
+    });
+    const x = isolate();
+    await x.refreshAll(); // T0: a down -> b
+    expect(history.at(-1)!.active).toBe('b');
+    clock.now += 60_000;
+    down.delete('a');
+    await x.refreshAll(); // T0+60: a back, not settled
+    expect(history.at(-1)!.active).toBe('b');
+    clock.now += 60_000;
+    await x.refreshAll(); // T0+120: failback to a
+    expect(history.at(-1)!.active).toBe('a');
+    expect(x.store.active).toBe('a');
+    // Traffic in the same isolate; KV answers the previous generation (still < sharedMaxAgeMs old).
+    stale = history[history.length - 2];
+    clock.now += 6_000;
+    await maybeStartRefresh(x.checkerDeps)?.done;
+    const switches: unknown[] = [];
+    x.emitter.on('switch', (e) => switches.push(e));
+    x.select(undefined);
+    expect(switches).toEqual([]);
+    expect(x.store.active).toBe('a');
+  });
+
+  it('a cron run in a warm isolate does not adopt a published member failing here: no switch back and forth', async () => {
+    const data = new Map<string, SharedHealth>();
+    const cache: HealthCache = {
+      get: async (k) => structuredClone(data.get(k)),
+      put: async (k, v) => void data.set(k, structuredClone(v)),
+    };
+    const { clock, options, isolate } = setup({
+      gracePeriodMs: 60_000,
+      health: { cache, jitter: 0, probe: async () => true },
+    });
+    const cron = isolate();
+    await cron.refreshAll(); // publishes a
+    clock.now += 1000;
+    const edge = isolate();
+    edge.select(undefined);
+    for (let i = 0; i < 3; i++) {
+      edge.recordOutcome(
+        'a',
+        { kind: 'not-sent', error: new Error('refused'), latencyMs: 1 },
+        options.timeoutMs,
+      );
+      clock.now += 1;
+    }
+    edge.select(undefined);
+    expect(edge.store.active).toBe('b');
+    const switches: Array<{ from?: string; to: string }> = [];
+    edge.emitter.on('switch', (e) => switches.push(e));
+    clock.now += 5_000;
+    await edge.refreshAll(); // the cron fires in this warm isolate
+    expect(edge.store.active).toBe('b');
+    // b was active before and after: no switch happened
+    expect(switches).toEqual([]);
+  });
 });
