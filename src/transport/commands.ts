@@ -335,12 +335,20 @@ const DERIVED = new Set(
  */
 const POSITIONAL = new Set(words('lset ltrim zremrangebyrank lrem json.set json.del json.forget'));
 
+/** Reads of the whole keyspace: any later write may change what they answer. */
+const KEYSPACE_READS = words('keys scan dbsize randomkey');
+/** Writes of a key's expiry only, and the reads that see it: only those two conflict. */
+const TTL_WRITES = words('expire pexpire expireat pexpireat persist');
+const TTL_READS = words('ttl pttl expiretime pexpiretime');
+/** Writes whose keys are all their arguments (or may be: DERIVED ones name sources too). */
+const MULTI_KEY_WRITES = words('del unlink mset');
+
 /**
  * A pipeline or transaction is retried as a unit, so it is as strict as its strictest command,
  * and stricter when its commands do not compose: a DERIVED write next to any other write, a
- * POSITIONAL one next to another write to the same key, or a write after a read that shares an
- * argument with it, makes it non-idempotent. `kind` is part of the signature because a
- * transaction is the same unit of retry: a `multi-exec` of reads is still a read.
+ * POSITIONAL one next to another write to the same key, or a write of a key an earlier read
+ * looked at, makes it non-idempotent. `kind` is part of the signature because a transaction is
+ * the same unit of retry: a `multi-exec` of reads is still a read.
  */
 export function classifyBatch(
   commands: readonly (readonly unknown[])[],
@@ -351,23 +359,35 @@ export function classifyBatch(
   // Keys written, and keys written by a POSITIONAL command; '' for a key that is not a string.
   const written: unknown[] = [];
   const positional: unknown[] = [];
-  // Every argument of the reads so far: keys are not told apart from other arguments, which
-  // only errs towards non-idempotent.
-  const read = new Set<string>();
+  // What the reads so far looked at: every argument (a read's keys are not told apart from its
+  // other arguments, which only errs towards non-idempotent), those of expiry reads, or all.
+  let looked: Set<string> | undefined;
+  let lookedAtExpiry: Set<string> | undefined;
+  let keyspace = false;
   for (const command of commands) {
     const safety = Array.isArray(command) ? classifyCommand(command) : NON_IDEMPOTENT;
     if (safety === NON_IDEMPOTENT) return NON_IDEMPOTENT;
-    if (safety === READ) for (const arg of command.slice(1)) read.add(String(arg));
-    else {
-      // A read then a write of the same key (MULTI LRANGE q 0 -1; DEL q: GETDEL for a list):
-      // retried where the first run's write has replicated, the read answers something else.
-      if (command.some((arg, i) => i && read.has(String(arg)))) return NON_IDEMPOTENT;
-      writes += 1;
-      const name = commandName(command);
-      if (DERIVED.has(name)) derived = true;
-      if (POSITIONAL.has(name)) positional.push(String(command[1]));
-      written.push(String(command[1]));
+    const name = commandName(command);
+    if (safety === READ) {
+      if (KEYSPACE_READS.includes(name)) keyspace = true;
+      looked ??= new Set();
+      const expiry = TTL_READS.includes(name) ? (lookedAtExpiry ??= new Set()) : undefined;
+      for (let i = 1; i < command.length; i++) {
+        looked.add(String(command[i]));
+        expiry?.add(String(command[i]));
+      }
+      continue;
     }
+    // A read then a write of what it read (MULTI LRANGE q 0 -1; DEL q: GETDEL for a list):
+    // retried where the first run's write has replicated, the read answers something else.
+    if (keyspace) return NON_IDEMPOTENT;
+    const seen = TTL_WRITES.includes(name) ? lookedAtExpiry : looked;
+    const keys = DERIVED.has(name) || MULTI_KEY_WRITES.includes(name) ? command.length : 2;
+    for (let i = 1; seen && i < keys; i++) if (seen.has(String(command[i]))) return NON_IDEMPOTENT;
+    writes += 1;
+    if (DERIVED.has(name)) derived = true;
+    if (POSITIONAL.has(name)) positional.push(String(command[1]));
+    written.push(String(command[1]));
   }
   if (derived && writes > 1) return NON_IDEMPOTENT;
   for (const key of positional) {

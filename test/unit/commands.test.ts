@@ -496,6 +496,28 @@ describe('classifyBatch', () => {
     ).toBe(NON);
   });
 
+  it('compares what reads looked at with the keys a write writes, not with its values', () => {
+    const batch = (...commands: unknown[][]) => classifyBatch(commands, 'pipeline');
+    // a write's values and fields are not keys: a read's numbers or fields do not match them
+    expect(batch(['zrange', 'board', 0, -1], ['set', 'visits', 0])).toBe(IDEM);
+    expect(batch(['hget', 'user:1', 'name'], ['hset', 'user:2', 'name', 'bob'])).toBe(IDEM);
+    // an expiry write conflicts only with expiry reads: a sliding session re-runs the same
+    expect(batch(['get', 'session:1'], ['expire', 'session:1', 3600])).toBe(IDEM);
+    expect(batch(['ttl', 'session:1'], ['expire', 'session:1', 3600])).toBe(NON);
+    // ...and any write of a key with an expiry read before it (SET resets the expiry)
+    expect(batch(['pttl', 'k'], ['set', 'k', 'v'])).toBe(NON);
+    // a multi-key or derived write is checked on all its arguments
+    expect(batch(['get', 'b'], ['del', 'a', 'b'])).toBe(NON);
+    expect(batch(['get', 'dst'], ['sunionstore', 'dst', 'src'])).toBe(NON);
+    // (its sources too: where a derived write's destination sits varies, BITOP, SORT ... STORE)
+    expect(batch(['get', 'src'], ['sunionstore', 'dst', 'src'])).toBe(NON);
+    expect(batch(['get', 'other'], ['sunionstore', 'dst', 'src'])).toBe(IDEM);
+    // a read of the whole keyspace sees every later write
+    expect(batch(['keys', 'job:*'], ['del', 'job:1'])).toBe(NON);
+    expect(batch(['dbsize'], ['set', 'new', 1])).toBe(NON);
+    expect(batch(['set', 'new', 1], ['dbsize'])).toBe(IDEM);
+  });
+
   it('keeps the class of its writes for reads of other keys, and for reads after the write', () => {
     // reads of other keys: the write's class
     expect(
