@@ -192,11 +192,12 @@ export const availabilityProbe: Probe = async ({
     );
     if (lag.ok) return { healthy: true, reason: 'available' };
     if (!unavailable(lag.status)) return problem(lag);
-    // Down, or only behind? Ask again without the lag condition. If that question is lost, the
-    // answer stays "not available": an unreachable source would fall back to PING, which cannot
-    // see lag, and make a member that may be behind a failback target.
+    // Down, or only behind? Ask again without the lag condition. If that question is lost, take
+    // the milder answer, lagging: still a failover target (a down member shows on the data path
+    // at once), never a failback one. Unreachable would fall back to PING, which cannot see lag,
+    // and down would move traffic off an active member for one lost request.
     const plain = await get(path, false).catch(() => undefined);
-    if (!plain) return { healthy: false, reason: lag.code };
+    if (!plain) return { healthy: true, lagging: true, reason: `${lag.code} (plain check lost)` };
     if (plain.ok) return { healthy: true, lagging: true, reason: `lagging (${lag.code})` };
     return unavailable(plain.status) ? { healthy: false, reason: plain.code } : problem(plain);
   } catch {
