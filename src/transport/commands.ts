@@ -371,7 +371,8 @@ export function classifyBatch(
     if (safety === READ) {
       if (KEYSPACE_READS.includes(name)) keyspace = true;
       looked ??= new Set();
-      const expiry = TTL_READS.includes(name) ? (lookedAtExpiry ??= new Set()) : undefined;
+      if (TTL_READS.includes(name)) lookedAtExpiry ??= new Set();
+      const expiry = TTL_READS.includes(name) ? lookedAtExpiry : undefined;
       for (let i = 1; i < command.length; i++) {
         looked.add(String(command[i]));
         expiry?.add(String(command[i]));
