@@ -21,6 +21,14 @@ function memoryCache() {
   return { data, cache, published: () => [...data.values()][0]! };
 }
 
+/** Three requests to `name` fail here (not sent): with the defaults, its circuit opens. */
+function openCircuit(core: FailoverCore, name: string, clock: { now: number }) {
+  for (let i = 0; i < 3; i++) {
+    core.recordOutcome(name, { kind: 'not-sent', error: new Error('refused'), latencyMs: 1 }, 1500);
+    clock.now += 1;
+  }
+}
+
 /** Two members, a heavier than b, and a clock the test moves. */
 function setup(extra: Partial<FailoverOptions> = {}) {
   const clock = { now: 1_000_000 };
@@ -52,14 +60,7 @@ describe('shared health between isolates', () => {
     const edge = isolate();
     edge.select(undefined);
     // a blips for this isolate only: three failures open its circuit; traffic moves to b.
-    for (let i = 0; i < 3; i++) {
-      edge.recordOutcome(
-        'a',
-        { kind: 'not-sent', error: new Error('refused'), latencyMs: 1 },
-        1500,
-      );
-      clock.now += 1;
-    }
+    openCircuit(edge, 'a', clock);
     edge.select(undefined);
     expect(edge.store.active).toBe('b');
 
@@ -237,12 +238,8 @@ describe('shared health between isolates', () => {
   });
 
   it('a cron run in a warm isolate does not adopt a published member failing here: no switch back and forth', async () => {
-    const data = new Map<string, SharedHealth>();
-    const cache: HealthCache = {
-      get: async (k) => structuredClone(data.get(k)),
-      put: async (k, v) => void data.set(k, structuredClone(v)),
-    };
-    const { clock, options, isolate } = setup({
+    const { cache } = memoryCache();
+    const { clock, isolate } = setup({
       gracePeriodMs: 60_000,
       health: { cache, jitter: 0, probe: async () => true },
     });
@@ -251,14 +248,7 @@ describe('shared health between isolates', () => {
     clock.now += 1000;
     const edge = isolate();
     edge.select(undefined);
-    for (let i = 0; i < 3; i++) {
-      edge.recordOutcome(
-        'a',
-        { kind: 'not-sent', error: new Error('refused'), latencyMs: 1 },
-        options.timeoutMs,
-      );
-      clock.now += 1;
-    }
+    openCircuit(edge, 'a', clock);
     edge.select(undefined);
     expect(edge.store.active).toBe('b');
     const switches: Array<{ from?: string; to: string }> = [];
