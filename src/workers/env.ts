@@ -155,8 +155,12 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
       }
       token = m.token;
     } else {
-      if (m.tokenVar !== undefined && (typeof m.tokenVar !== 'string' || m.tokenVar === '')) {
-        throw envError(`${field}.tokenVar`, 'must be the name of a variable');
+      // A name, checked before it goes into any message: a token pasted here by mistake must not.
+      if (
+        m.tokenVar !== undefined &&
+        (typeof m.tokenVar !== 'string' || !/^[A-Za-z_]\w*$/.test(m.tokenVar))
+      ) {
+        throw envError(`${field}.tokenVar`, 'must be the name of a variable (letters, digits, _)');
       }
       const variable = (m.tokenVar as string | undefined) ?? `${tokenPrefix}${suffix}`;
       token = secret(env, variable, `the token of member "${name}"`);

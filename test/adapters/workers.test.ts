@@ -88,6 +88,15 @@ describe('membersFromEnv', () => {
     expect(membersFromEnv(env, { membersVar: 'DB' })[0]?.token).toBe('t');
   });
 
+  it('refuses a tokenVar that is not a variable name without quoting it (a token pasted there)', () => {
+    const pasted = JSON.stringify([
+      { name: 'a', url: 'https://a.example', tokenVar: `${SECRET}=` },
+    ]);
+    const error = errorOf(() => membersFromEnv({ REDIS_MEMBERS: pasted }));
+    expect(error.field).toBe('env.REDIS_MEMBERS[0].tokenVar');
+    expect(error.message).not.toContain(SECRET);
+  });
+
   it('names the missing variable and never prints a value', () => {
     const missingMembers = errorOf(() => membersFromEnv({}));
     expect(missingMembers.field).toBe('env.REDIS_MEMBERS');

@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +83,11 @@ describe('npm pack', () => {
     );
   });
 
+  it('ships the license package.json names', () => {
+    expect(files).toContain('LICENSE');
+    expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License/);
+  });
+
   it('contains every file the exports map and bin point to', () => {
     const wanted = [...Object.values(pkg.exports).flatMap(targets), ...Object.values(pkg.bin ?? {})]
       .filter((t) => t !== './package.json')
@@ -89,6 +103,57 @@ describe('npm pack', () => {
       expect(Object.keys(value)[0], subpath).toBe('types');
     }
   });
+});
+
+describe('types in a strict consumer', () => {
+  it('every client entry type-checks with exactOptionalPropertyTypes and skipLibCheck off', async () => {
+    // A project of its own next to the packed package: the shipped .d.ts files, not the source.
+    // Its dependencies resolve from the package's own folder, as they would once installed.
+    const consumer = join(dir, 'consumer');
+    mkdirSync(join(consumer, 'node_modules'), { recursive: true });
+    symlinkSync(dir, join(consumer, 'node_modules', 'redis-edge-failover'));
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    writeFileSync(join(consumer, 'package.json'), '{"type":"module"}');
+    writeFileSync(
+      join(consumer, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          noEmit: true,
+          types: [],
+          lib: ['ES2022', 'WebWorker'],
+          module: 'ESNext',
+          moduleResolution: 'bundler',
+          target: 'ES2022',
+        },
+        files: ['app.ts'],
+      }),
+    );
+    writeFileSync(
+      join(consumer, 'app.ts'),
+      [
+        "import { Hono } from 'hono';",
+        "import { createFailoverRedis } from 'redis-edge-failover';",
+        "import { failover, statusHandler } from 'redis-edge-failover/hono';",
+        "import { membersFromEnv, scheduledRefresh, withFailover } from 'redis-edge-failover/workers';",
+        "import * as serverless from 'redis-edge-failover/serverless';",
+        'type Bindings = { REDIS_MEMBERS: string };',
+        "const redis = createFailoverRedis({ members: [{ name: 'a', url: 'https://a.example', token: 't' }] });",
+        'const app = new Hono<{ Bindings: Bindings }>().use(',
+        '  failover<{ Bindings: Bindings }>((c) => ({ members: membersFromEnv(c.env) })),',
+        ');',
+        "app.get('/:key', async (c) => c.json(await c.var.redis.get<string>(c.req.param('key'))));",
+        "app.get('/status', statusHandler());",
+        'export { app, redis, scheduledRefresh, serverless, withFailover };',
+      ].join('\n'),
+    );
+    const result = await run(join(BIN, 'tsc'), ['-p', consumer]).catch(
+      (error: { stdout?: string }) => ({ stdout: error.stdout ?? 'tsc failed' }),
+    );
+    expect(result.stdout).toBe('');
+  }, 60_000);
 });
 
 describe('package linters', () => {

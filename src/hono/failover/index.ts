@@ -46,7 +46,8 @@ export type FailoverMiddlewareInput<E extends Env = Env, K extends string = 'red
 
 /** The middleware's `Env`: yours, plus the variable it sets. */
 export type WithFailover<E extends Env, K extends string = 'redis'> = {
-  Bindings: E['Bindings'];
+  // Not `E['Bindings']`, which may be undefined: under exactOptionalPropertyTypes that is no Env.
+  Bindings: E extends { Bindings: infer B extends object } ? B : object;
   Variables: (E['Variables'] extends object ? E['Variables'] : Record<never, never>) &
     FailoverVariables<K>;
 };
@@ -69,8 +70,10 @@ function waitUntilOwner(c: Context): WaitUntilLike | undefined {
 /**
  * @example
  * ```ts
- * const app = new Hono<{ Bindings: Bindings }>();
- * app.use(failover<{ Bindings: Bindings }>((c) => ({ members: membersFromEnv(c.env) })));
+ * // Chained, so the app's type has `c.var.redis` (or declare `Variables: FailoverVariables`).
+ * const app = new Hono<{ Bindings: Bindings }>().use(
+ *   failover<{ Bindings: Bindings }>((c) => ({ members: membersFromEnv(c.env) })),
+ * );
  * app.get('/:key', async (c) => c.json(await c.var.redis.get(c.req.param('key'))));
  * ```
  */
