@@ -119,12 +119,34 @@ export function classifyFetchError(err: unknown): 'not-sent' | 'unknown-outcome'
 
 /** Does the error, or one of its causes, quote `token` (a runtime quoting a header it refused)? */
 function quotes(err: unknown, token: string): boolean {
+  if (typeof err === 'string') return err.includes(token);
   let current: unknown = err;
   for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
     if (String((current as ErrorLike).message).includes(token)) return true;
     current = (current as ErrorLike).cause;
   }
   return false;
+}
+
+/**
+ * What is kept of a fetch error as `cause`: the name, code and message of it and its causes, in
+ * a chain of plain Errors. Loggers print a cause whole, and a fetch (a wrapper, a polyfill) may
+ * reject with a string or an object quoting the request, Authorization header and all; a
+ * message that quotes the token is left out too.
+ */
+function cleanCause(err: unknown, token: string): Error {
+  const chain: unknown[] = [];
+  for (let c = err; chain.length < 4 && c != null; c = (c as ErrorLike).cause) chain.push(c);
+  let copy: Error | undefined;
+  for (const c of chain.reverse()) {
+    const { message, code } = c as ErrorLike;
+    const text = typeof message === 'string' && !message.includes(token) ? message : 'fetch failed';
+    const next: Error & ErrorLike = new Error(text, copy && { cause: copy });
+    if (c instanceof Error) next.name = c.name;
+    if (typeof code === 'string') next.code = code;
+    copy = next;
+  }
+  return copy!;
 }
 
 /** A short, secret-free description of a fetch error: its code, or a message without a URL. */
@@ -506,7 +528,7 @@ class RestTransport implements MemberTransport {
           'network',
           message,
           undefined,
-          leaks ? undefined : err,
+          cleanCause(err, this.#token),
         );
       }
 
@@ -532,7 +554,15 @@ class RestTransport implements MemberTransport {
         }
         this.#suspect();
         const message = `member "${member}" broke off its reply (${describeFetchError(err)}); the request may or may not have run`;
-        return failed(started, member, 'unknown-outcome', 'network', message, status, err);
+        return failed(
+          started,
+          member,
+          'unknown-outcome',
+          'network',
+          message,
+          status,
+          cleanCause(err, this.#token),
+        );
       }
 
       const reply = parseReply(request, text);

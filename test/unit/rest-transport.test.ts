@@ -8,6 +8,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { inspect } from 'node:util';
 import { Redis } from '@upstash/redis';
 import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -873,7 +874,49 @@ describe('lazy cancellation', () => {
     expect(outcome.kind).not.toBe('ok');
     const error = (outcome as { error: Error }).error;
     expect(error.message).toContain('fetch refused the request');
-    expect(error.cause).toBeUndefined();
+    expect(inspect(error, { depth: 10 })).not.toContain(TOKEN);
+  });
+
+  it('keeps only names, codes and messages of a fetch error as cause: nothing a logger could print the token from', async () => {
+    const rejections: unknown[] = [
+      // a wrapper that rejects with text, or with an error carrying the request it made
+      `request failed: Authorization: Bearer ${TOKEN}`,
+      Object.assign(new Error('socket hang up'), {
+        code: 'ECONNRESET',
+        request: { headers: { authorization: `Bearer ${TOKEN}` } },
+      }),
+    ];
+    for (const rejection of rejections) {
+      const failing: typeof fetch = () => Promise.reject(rejection);
+      const outcome = await send(
+        transportFor('http://127.0.0.1:9', 'b', { fetch: failing }),
+        cmd('get', 'k'),
+      );
+      const error = (outcome as { error: Error }).error;
+      expect(inspect(error, { depth: 10 })).not.toContain(TOKEN);
+      expect(JSON.stringify(error)).not.toContain(TOKEN);
+    }
+    // What helps debugging stays: the chain's names, codes and messages.
+    const refused: typeof fetch = () =>
+      Promise.reject(
+        new TypeError('fetch failed', {
+          cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), {
+            code: 'ECONNREFUSED',
+          }),
+        }),
+      );
+    const outcome = await send(
+      transportFor('http://127.0.0.1:9', 'b', { fetch: refused }),
+      cmd('get', 'k'),
+    );
+    const cause = (outcome as { error: Error }).error.cause as Error & {
+      cause: Error & { code: string };
+    };
+    expect(cause).toMatchObject({ name: 'TypeError', message: 'fetch failed' });
+    expect(cause.cause).toMatchObject({
+      message: 'connect ECONNREFUSED 127.0.0.1:9',
+      code: 'ECONNREFUSED',
+    });
   });
 
   it('always gives the attempt a signal when the caller passes one', async () => {
