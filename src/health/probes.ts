@@ -82,13 +82,22 @@ async function abortAfter<T>(ms: number, task: (signal: AbortSignal) => Promise<
 
 export function customProbe(fn: CustomProbe): Probe {
   return async ({ member, timeoutMs }) => {
+    // Its words go into snapshots, events, the shared record and status pages: a function that
+    // closes over the member's credentials and rethrows a fetch error must not publish them.
+    const scrub = (text: string) => {
+      for (const secret of [member.token, member.availability?.password]) {
+        if (secret) text = text.split(secret).join('***');
+      }
+      return text;
+    };
     try {
       const result = await abortAfter(timeoutMs, (signal) =>
         fn({ name: member.name, url: member.url }, { signal }),
       );
-      return typeof result === 'boolean' ? { healthy: result, reason: 'custom' } : result;
+      if (typeof result === 'boolean') return { healthy: result, reason: 'custom' };
+      return { ...result, reason: scrub(String(result.reason)) };
     } catch (error) {
-      return { healthy: false, reason: `custom: ${(error as Error)?.message ?? 'failed'}` };
+      return { healthy: false, reason: scrub(`custom: ${(error as Error)?.message ?? 'failed'}`) };
     }
   };
 }

@@ -262,6 +262,37 @@ describe('no secret in errors, events, logs or snapshots', () => {
     expect(leaks(exposed, { [`token of ${a.name} (in the member URL)`]: a.token })).toEqual([]);
   });
 
+  it('a custom probe whose errors quote the member credentials it closes over', async () => {
+    const byName = new Map(cluster.members.map((m) => [m.name, m]));
+    const kv = new Map<string, string>();
+    const cache = kvHealthCache({
+      get: async (key) => (kv.has(key) ? JSON.parse(kv.get(key)!) : null),
+      put: async (key, value) => {
+        kv.set(key, value);
+      },
+    });
+    const { redis } = client({
+      members: cluster.members,
+      health: {
+        cache,
+        probe: async (m) => {
+          const member = byName.get(m.name)!;
+          if (m.name === 'a') {
+            return { healthy: false, reason: `403 for Bearer ${member.token}` };
+          }
+          throw new Error(
+            `GET ${m.url} as ${member.availability.username}:${member.availability.password} with Bearer ${member.token} failed`,
+          );
+        },
+      },
+    });
+    await redis.refreshAll();
+    snapshot(redis);
+    collected.push([...kv.values()].join('\n'));
+    expect(redis.snapshot().members.every((m) => m.status === 'unhealthy')).toBe(true);
+    expect(leaks(deepText(collected), secrets)).toEqual([]);
+  });
+
   it('the scan itself finds a secret hidden in an error cause (self-check)', () => {
     const token = cluster.members[0]!.token;
     const error = new Error('outer', { cause: new Error(`inner ${encodeURIComponent(token)}`) });
