@@ -12,6 +12,7 @@ import {
 } from './config.js';
 import { ConfigError } from './errors.js';
 import { Emitter, type FailoverEvents, type FailoverListener } from './events.js';
+import { fnv1a } from './health/shared.js';
 import { healthStoreFor, type StoreSnapshot } from './health/store.js';
 import { FailoverCore, FailoverRequester, type RequestScope } from './requester.js';
 import type { RequestHints } from './selector.js';
@@ -103,20 +104,23 @@ export class FailoverRedis extends Redis {
   }
   /**
    * `@upstash/redis`' way to carry read-your-writes to the next invocation, per member here:
-   * the token of the member that served the latest command, with that member's name in front
-   * (`a 1234`), since a token means nothing to another member. Set, it goes to the named member
-   * only; a token without a member name is ignored (it cannot be placed). An accessor of this
-   * class, not of the requester, whose field `@upstash/redis` reads on every command.
+   * the token of the member that served the latest command, tagged with that member's name and
+   * a hash of its URL (`a@1f2e3d4c 1234`), since a token means nothing to another member, nor
+   * to the same name at a new URL. Set, it goes to that member at that URL only; anything else
+   * is ignored (it cannot be placed). An accessor of this class, not of the requester, whose
+   * field `@upstash/redis` reads on every command.
    */
   override get readYourWritesSyncToken(): string {
     const name = this.servedBy;
-    const token = name === undefined ? '' : this.#core.transport(name)?.syncToken;
-    return token ? `${name} ${token}` : '';
+    const own = name === undefined ? undefined : this.#core.credentials.get(name);
+    const token = own && this.#core.transport(name!)?.syncToken;
+    return token ? `${name}@${fnv1a(own!.url)} ${token}` : '';
   }
 
   override set readYourWritesSyncToken(value: string | undefined) {
-    const at = value?.lastIndexOf(' ') ?? -1;
-    if (at > 0) this.#core.transport(value!.slice(0, at))?.adoptSyncToken?.(value!.slice(at + 1));
+    const [, name, hash, token] = /^(.+)@([0-9a-f]{8}) (\S+)$/.exec(value ?? '') ?? [];
+    const own = name === undefined ? undefined : this.#core.credentials.get(name);
+    if (own && fnv1a(own.url) === hash) this.#core.transport(name!)?.adoptSyncToken?.(token!);
   }
 
   /** The member new requests go to first. */

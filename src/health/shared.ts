@@ -35,14 +35,19 @@ export interface HealthCache {
   put(key: string, value: SharedHealth): Promise<void>;
 }
 
-/** FNV-1a, 32 bit: a short, stable cache key for a member-list fingerprint. */
-export function cacheKeyFor(storeKey: string): string {
+/** FNV-1a, 32 bit, as 8 hex digits: short and stable, not a secret-keeping hash. */
+export function fnv1a(text: string): string {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < storeKey.length; i++) {
-    hash ^= storeKey.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return `redis-edge-failover:health:${(hash >>> 0).toString(16).padStart(8, '0')}`;
+  return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The cache key of a member-list fingerprint. */
+export function cacheKeyFor(storeKey: string): string {
+  return `redis-edge-failover:health:${fnv1a(storeKey)}`;
 }
 
 /** The record, if `value` is one: a cache can hold anything (another format, a stray write). */

@@ -240,8 +240,9 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     const writer = createFailoverRedis({ members, health: { enabled: false } });
     await writer.set('cmd:ryw-carry', 1);
     const carried = writer.readYourWritesSyncToken;
-    expect(carried).toMatch(/^a \S+$/); // served by a, so a's token, with a's name
-    const token = carried!.slice(2);
+    // served by a, so a's token, tagged with a's name and a hash of its URL
+    expect(carried).toMatch(/^a@[0-9a-f]{8} \S+$/);
+    const token = carried!.split(' ')[1]!;
 
     // Another invocation: a client with transports of its own (another fetch), which has never
     // talked to the members.
@@ -255,10 +256,15 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     };
     const reader = createFailoverRedis({ members, fetch: recording, health: { enabled: false } });
     reader.readYourWritesSyncToken = 'no-member-name'; // cannot be placed: ignored
-    reader.readYourWritesSyncToken = 'c token-of-c'; // c's: a never sees it
-    reader.readYourWritesSyncToken = carried!;
+    reader.readYourWritesSyncToken = carried!.replace(/^a@/, 'c@'); // c's: a never sees it
+    // a's name at another URL (moved since): not a's token any more
+    reader.readYourWritesSyncToken = carried!.replace(/@[0-9a-f]{8}/, '@00000000');
     expect(await reader.get('cmd:ryw-carry')).toBe(1);
     const origin = (name: string) => new URL(members.find((m) => m.name === name)!.url).origin;
+    expect(sent).toEqual([{ url: origin('a'), token: null }]);
+    reader.readYourWritesSyncToken = carried!;
+    sent.length = 0;
+    await reader.get('cmd:ryw-carry');
     expect(sent).toEqual([{ url: origin('a'), token }]);
     // Only the member it belongs to ever gets it.
     sent.length = 0;
