@@ -58,10 +58,11 @@ export class AmbiguousWriteError extends FailoverError {
 export interface MemberAttemptFailure {
   member: string;
   /**
-   * `not-sent`, `unknown-outcome`, or `skipped`: the deadline left no time for it, or this
-   * client holds no token for it (a member another client added or moved).
+   * `not-sent`, `unknown-outcome`, `config` (a hedged read it refused while another attempt
+   * was still running), or `skipped`: the deadline left no time for it, or this client holds
+   * no token for it (a member another client added or moved).
    */
-  kind: 'not-sent' | 'unknown-outcome' | 'skipped';
+  kind: 'not-sent' | 'unknown-outcome' | 'config' | 'skipped';
   message: string;
 }
 

@@ -494,9 +494,14 @@ export class FailoverRequester implements Requester {
         if (pending.size === 0 && !launch()) return undefined;
         // The next member is sent the read too if this one has not answered by then; with none
         // left, only an answer ends the wait.
+        // Only to a member fit to be selected: nothing has failed, so a member that is out (open
+        // circuit, reported down) is no candidate yet; it stays for failover after a failure.
         let timer: ReturnType<typeof setTimeout> | undefined;
         const hedge = new Promise<'hedge'>((resolve) => {
-          if (call.next < order.length) timer = setTimeout(resolve, hedgeAfter, 'hedge');
+          const record = this.core.store.records.get(order[call.next]!);
+          if (record && !record.circuit.open && record.status !== 'unhealthy') {
+            timer = setTimeout(resolve, hedgeAfter, 'hedge');
+          }
         });
         const settled = await Promise.race([...[...pending].map((a) => a.promise), hedge]);
         clearTimeout(timer);
@@ -507,6 +512,18 @@ export class FailoverRequester implements Requester {
         const { attempt, outcome } = settled;
         pending.delete(attempt);
         if (attempt.cancelled) continue;
+        if (outcome.kind === 'config' && pending.size > 0) {
+          // A hedge refused (wrong token) while another attempt can still answer: the first
+          // answer wins; the mistake shows in the failure event, and in the error of any call
+          // that has only that member left.
+          this.emitFailure(attempt.member, outcome, call.label, true);
+          call.failures.push({
+            member: attempt.member,
+            kind: 'config',
+            message: outcome.error.message,
+          });
+          continue;
+        }
         const result = this.settle(call, attempt.member, outcome, attempt.options);
         if (result !== TRY_NEXT) return result;
         // Another attempt already in flight: the call went on. Else the next launch tells.
@@ -537,10 +554,12 @@ export class FailoverRequester implements Requester {
     if (outcome.kind === 'ok') {
       scope.servedBy = member;
       const kept = scope.pinned;
+      const lead = call.order[0];
+      const failed = (name: string | undefined) => call.failures.some((f) => f.member === name);
       // Re-pin when the pinned member failed or was out of this call's lead; not when another
-      // member merely won a hedged read from it.
-      if (scope.pin && (kept !== call.order[0] || call.failures.some((f) => f.member === kept))) {
-        scope.pinned = member;
+      // member merely won a hedged read from it, nor from the lead on a scope's first command.
+      if (scope.pin && (kept !== lead || failed(kept))) {
+        scope.pinned = kept === undefined && !failed(lead) && lead !== undefined ? lead : member;
       }
       return outcome.reply;
     }

@@ -422,6 +422,53 @@ describe('request-scoped failover', () => {
     expect(scoped.pinnedMember).toBe('a'); // slow, not failed: the request stays on a
   });
 
+  it("a scope's first read, won by a hedge, pins the scope to its lead, not to the standby", async () => {
+    const { redis } = client({ hedgeAfterMs: 100, timeoutMs: 2000, health: { enabled: false } });
+    await plainOn('b').set('hedge:first', 'b');
+    await redis.refreshAll();
+    const scoped = redis.scope({ pin: true });
+    await cluster.pause('a');
+    const slowRead = scoped.get('hedge:first'); // a is slow, b answers the hedge
+    await sleep(300);
+    await cluster.resume('a');
+    expect(await slowRead).toBe('b');
+    expect(scoped.pinnedMember).toBe('a'); // slow, not failed: the scope's writes stay on a
+    await scoped.incr('hedge:first:n');
+    expect(await plainOn('a').get('hedge:first:n')).toBe(1);
+    expect(await plainOn('b').get('hedge:first:n')).toBeNull();
+  });
+
+  it('a hedged read goes only to a member fit to be selected, not to one reported down', async () => {
+    const { redis } = client({ hedgeAfterMs: 50, timeoutMs: 2000, health: { intervalMs: 60_000 } });
+    await plainOn('a').set('hedge:fit', 'a');
+    await cluster.setAvailability('b', { status: 503, errorCode: 'bdb_unavailable' });
+    await cluster.setAvailability('c', { status: 503, errorCode: 'bdb_unavailable' });
+    await redis.refreshAll();
+    await cluster.pause('a');
+    const slowRead = redis.get('hedge:fit');
+    await sleep(300);
+    await cluster.resume('a');
+    expect(await slowRead).toBe('a'); // nothing failed: no hedge to b or c
+  });
+
+  it('a hedge refused for a wrong token does not fail a read the lead member answers', async () => {
+    const members = cluster.members.map((m) => (m.name === 'b' ? { ...m, token: 'wrong' } : m));
+    const { redis, failures } = client({
+      members,
+      hedgeAfterMs: 50,
+      timeoutMs: 2000,
+      health: { enabled: false },
+    });
+    await plainOn('a').set('hedge:token', 'a');
+    await cluster.pause('c'); // so that c cannot answer first either
+    await cluster.pause('a');
+    const slowRead = redis.get('hedge:token');
+    await sleep(300);
+    await cluster.resume('a');
+    expect(await slowRead).toBe('a');
+    expect(failures).toContainEqual(expect.objectContaining({ member: 'b', kind: 'config' }));
+  });
+
   it('a hedged read whose first member is down moves on at once, not after the hedge delay', async () => {
     const { redis } = client({ hedgeAfterMs: 1000, timeoutMs: 2000 });
     await plainOn('b').set('hedge:down', 'b');
