@@ -123,6 +123,11 @@ export class FailoverRedis extends Redis {
     if (own && fnv1a(own.url) === hash) this.#core.transport(name!)?.adoptSyncToken?.(token!);
   }
 
+  /** Whether this client shares health through a cache (`health.cache`) the cron publishes to. */
+  get sharesHealth(): boolean {
+    return this.#core.options.health.cache !== undefined;
+  }
+
   /** The member new requests go to first. */
   activeMember(): string | undefined {
     const store = this.#core.store;

@@ -60,6 +60,10 @@ export function scheduledRefresh<Env = Record<string, unknown>>(
     // A hook of this handler, not a client option.
     const { onPublishError = logPublishError, ...clientOptions } = resolved;
     const source = workerClientSource(env, clientOptions as WorkerOptions<Env>);
+    if ('client' in source && !clientFor(source).sharesHealth) {
+      // Publishing would silently do nothing every run.
+      throw new ConfigError('client', 'has no health.cache: scheduledRefresh publishes there');
+    }
     if (!('client' in source) && source.health?.cache === undefined) {
       const binding =
         resolved.healthKv === false ? undefined : (resolved.healthKv ?? ENV_DEFAULTS.healthKv);

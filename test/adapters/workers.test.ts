@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import {
   ConfigError,
+  createFailoverRedis,
   type FailoverRedis,
   kvHealthCache,
   resetHealthStores,
@@ -267,6 +268,23 @@ describe('scheduledRefresh', () => {
     await expect(
       scheduledRefresh()(controller, unbound, new StrictExecutionContext()),
     ).rejects.toThrow(/env\.HEALTH: is not bound/);
+  });
+
+  it('refuses a client with no health.cache, which it could only pretend to publish to', async () => {
+    const client = createFailoverRedis({ members: cluster.members });
+    expect(client.sharesHealth).toBe(false);
+    const env = devVars(cluster.members);
+    await expect(
+      scheduledRefresh({ client })(controller, env, new StrictExecutionContext()),
+    ).rejects.toThrow(/client: has no health\.cache/);
+    const kv = new MemoryKv();
+    const shared = createFailoverRedis({
+      members: cluster.members,
+      health: { cache: kvHealthCache(kv) },
+    });
+    expect(shared.sharesHealth).toBe(true);
+    await scheduledRefresh({ client: shared })(controller, env, new StrictExecutionContext());
+    expect(kv.puts).toHaveLength(1);
   });
 
   it('two crons of one minute write the record once (KV takes one write per key per second)', async () => {
