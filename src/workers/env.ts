@@ -48,6 +48,20 @@ function envError(variable: string, problem: string): ConfigError {
   return new ConfigError(`env.${variable}`, problem);
 }
 
+/** The fields a member of the members variable, and its `availability`, may have. */
+const MEMBER_KEYS = ['name', 'url', 'token', 'tokenVar', 'weight', 'location', 'availability'];
+const AVAILABILITY_KEYS = ['url', 'bdbUid', 'username', 'password', 'lagToleranceMs', 'local'];
+
+/**
+ * This JSON has no type checker: a misspelt field (`wieght`, `availabilty`, `lagToleranceMS`)
+ * would silently fall back to its default. The message names the field, not its value.
+ */
+function onlyKnown(object: object, keys: string[], field: string): void {
+  for (const key of Object.keys(object)) {
+    if (!keys.includes(key)) throw envError(`${field}.${key}`, `is not one of ${keys.join(', ')}`);
+  }
+}
+
 function read(env: unknown, name: string): unknown {
   if (typeof env !== 'object' || env === null) return undefined;
   return (env as Record<string, unknown>)[name];
@@ -125,6 +139,7 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
       throw envError(field, 'must be an object');
     }
     const m = entry as MemberJson;
+    onlyKnown(m, MEMBER_KEYS, field);
     if (typeof m.name !== 'string' || m.name.trim() === '') {
       throw envError(`${field}.name`, 'must be a non-empty string');
     }
@@ -174,6 +189,7 @@ export function membersFromEnv(env: unknown, options: EnvOptions = {}): MemberCo
       if (typeof a !== 'object' || a === null) {
         throw envError(`${field}.availability`, 'must be an object');
       }
+      onlyKnown(a, AVAILABILITY_KEYS, `${field}.availability`);
       let password = a.password;
       if (password !== undefined && !inline) {
         throw envError(
@@ -218,7 +234,8 @@ const HEALTH_NUMERIC_VARS = {
 function numberVar(env: unknown, variable: string): number | undefined {
   const value = read(env, variable);
   if (value === undefined || value === null || value === '') return undefined;
-  const n = typeof value === 'number' ? value : Number(value);
+  // A number or its text only: Number(true) is 1 and Number(["5000"]) 5000.
+  const n = typeof value === 'number' || typeof value === 'string' ? Number(value) : Number.NaN;
   if (!Number.isFinite(n) || n <= 0) throw envError(variable, 'must be a positive number');
   return n;
 }

@@ -89,6 +89,31 @@ describe('membersFromEnv', () => {
     expect(membersFromEnv(env, { membersVar: 'DB' })[0]?.token).toBe('t');
   });
 
+  it('refuses a misspelt member or availability field instead of dropping it silently', () => {
+    const member = { name: 'a', url: 'https://a.example', tokenVar: 'A_TOKEN' };
+    const env = (m: object) => ({ REDIS_MEMBERS: JSON.stringify([m]), A_TOKEN: SECRET });
+    expect(errorOf(() => membersFromEnv(env({ ...member, wieght: 5 }))).field).toBe(
+      'env.REDIS_MEMBERS[0].wieght',
+    );
+    const availability = { url: 'https://c.example:9443', username: 'u', lagToleranceMS: 100 };
+    const error = errorOf(() =>
+      membersFromEnv({ ...env({ ...member, availability }), REDIS_AVAILABILITY_PASSWORD_A: 'p' }),
+    );
+    expect(error.field).toBe('env.REDIS_MEMBERS[0].availability.lagToleranceMS');
+    expect(error.message).not.toContain(SECRET);
+  });
+
+  it('reads a tuning variable only from a number or its text (true is not 1 ms)', () => {
+    const env = { REDIS_MEMBERS: members, REDIS_TOKEN_US_EAST: 't1', REDIS_TOKEN_EU: 't2' };
+    expect(failoverOptionsFromEnv({ ...env, REDIS_TIMEOUT_MS: '800' }).timeoutMs).toBe(800);
+    expect(failoverOptionsFromEnv({ ...env, REDIS_TIMEOUT_MS: 800 }).timeoutMs).toBe(800);
+    for (const value of [true, ['5000']]) {
+      expect(errorOf(() => failoverOptionsFromEnv({ ...env, REDIS_TIMEOUT_MS: value })).field).toBe(
+        'env.REDIS_TIMEOUT_MS',
+      );
+    }
+  });
+
   it('refuses a tokenVar that is not a variable name without quoting it (a token pasted there)', () => {
     const pasted = JSON.stringify([
       { name: 'a', url: 'https://a.example', tokenVar: `${SECRET}=` },
