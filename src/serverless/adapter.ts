@@ -359,6 +359,13 @@ export interface BoundRequest {
   decorate(response: Response, replace?: (copy: Response) => Response): Response;
   /** Awaits collected background work where the platform has no `waitUntil`. */
   flush(): Promise<void>;
+  /**
+   * The response, its body ending only once background work is flushed, where the platform has
+   * no `waitUntil`: a streamed body (SSE, `hono/streaming`, Lambda response streaming) may send
+   * commands, and start health checks, after the handler returned and `flush` ran. The same
+   * response when there is nothing to hold.
+   */
+  hold(response: Response): Response;
 }
 
 export interface BindInit {
@@ -383,6 +390,7 @@ export function bindRequest(
   if (init.signal) scope.signal = init.signal;
   if (settings.requestDeadlineMs !== undefined) scope.deadlineMs = settings.requestDeadlineMs;
   const redis = client.scope(scope);
+  const flush = () => background.flush(settings.flushTimeoutMs ?? ADAPTER_DEFAULTS.flushTimeoutMs);
   const headers = responseHeaders(settings);
   const timing = headers.serverTiming ? measure(redis) : undefined;
   return {
@@ -391,6 +399,10 @@ export function bindRequest(
     timing,
     headers,
     decorate: (response, replace) => decorate(response, headers, redis, timing, replace),
-    flush: () => background.flush(settings.flushTimeoutMs ?? ADAPTER_DEFAULTS.flushTimeoutMs),
+    flush,
+    hold: (response) =>
+      background.detached || !response.body
+        ? response
+        : new Response(response.body.pipeThrough(new TransformStream({ flush })), response),
   };
 }

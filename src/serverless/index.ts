@@ -103,6 +103,6 @@ export function withFailover<C = unknown>(
     } finally {
       await bound.flush();
     }
-    return bound.decorate(response);
+    return bound.hold(bound.decorate(response));
   };
 }

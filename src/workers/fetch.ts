@@ -144,6 +144,6 @@ export function withFailover<Env = Record<string, unknown>>(
       // A no-op with a ctx (its waitUntil took the work); awaits when ctx is missing (tests).
       await bound.flush();
     }
-    return bound.decorate(response);
+    return bound.hold(bound.decorate(response));
   };
 }

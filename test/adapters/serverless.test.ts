@@ -38,6 +38,32 @@ describe('withFailover (serverless)', () => {
     expect(res.headers.get('x-redis-member')).toBe('a');
   });
 
+  it('no waitUntil: a streamed body ends only after the checks its commands started', async () => {
+    const probe = gatedProbe();
+    const streaming = withFailover(
+      async (_req, _ctx, redis) => {
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            await sleep(20); // the first event of a stream, after the handler returned
+            const value = await redis.get('adapters:stream');
+            controller.enqueue(new TextEncoder().encode(`data: ${value}\n\n`));
+            controller.close();
+          },
+        });
+        return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+      },
+      clusterOptions(cluster.members, probe.probe),
+    );
+    const res = await streaming(new Request('http://fn.test/'));
+    const text = track(res.text());
+    await sleep(300);
+    expect(text.settled).toBe(false); // the invocation is not over while its check runs
+    probe.release();
+    expect(await text.promise).toBe('data: null\n\n');
+    expect(probe.finished()).toBe(3);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+  });
+
   it('a handler that throws still finishes background work, then rethrows', async () => {
     const probe = gatedProbe();
     const failing = withFailover(

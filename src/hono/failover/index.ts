@@ -108,5 +108,7 @@ export function failover<E extends Env = Env, K extends string = 'redis'>(
       c.res = copy;
       return c.res;
     });
+    const held = bound.hold(c.res);
+    if (held !== c.res) c.res = held;
   });
 }
