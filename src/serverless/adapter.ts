@@ -338,8 +338,11 @@ export function platformHints(request: Request, context?: unknown): RequestHints
   if (fromCf) return fromCf;
   const geo = (context as { geo?: { latitude?: unknown; longitude?: unknown } } | undefined)?.geo;
   if (geo && typeof geo === 'object') {
-    const lat = Number(geo.latitude);
-    const lon = Number(geo.longitude);
+    // Numbers or their text only: Number(null) and Number('') are 0, which would pass for a place.
+    const coordinate = (v: unknown) =>
+      typeof v === 'number' || (typeof v === 'string' && v.trim() !== '') ? Number(v) : Number.NaN;
+    const lat = coordinate(geo.latitude);
+    const lon = coordinate(geo.longitude);
     // Netlify reports 0/0 when it does not know; that is a point in the Atlantic, not a hint.
     if (Number.isFinite(lat) && Number.isFinite(lon) && (lat !== 0 || lon !== 0)) {
       return { lat, lon };

@@ -141,6 +141,13 @@ describe('withFailover (serverless)', () => {
       geo: { latitude: 1.29, longitude: 103.85 },
     });
     expect(res.headers.get('x-redis-member')).toBe('c');
+    // A coordinate it does not know (null) is no coordinate: no hint, not latitude 0.
+    resetHealthStores();
+    const fresh = withFailover(handler, { members, proximity: true, memberHeader: true });
+    const unknown = await fresh(new Request('http://fn.test/'), {
+      geo: { latitude: null, longitude: 103.85 },
+    });
+    expect(unknown.headers.get('x-redis-member')).toBe('a');
   });
 
   it('adds headers to responses with immutable headers', async () => {
