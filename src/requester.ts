@@ -408,6 +408,11 @@ export class FailoverRequester implements Requester {
         message: 'deadline reached before it was tried',
       });
     }
+    // The members a lock or `requestFailover: false` kept out are listed too, with why.
+    for (const member of only ? ordered.slice(1) : []) {
+      const message = locked ? 'locked out by forceActiveMember' : 'requestFailover is off';
+      call.failures.push({ member, kind: 'skipped', message });
+    }
     throw new AllMembersFailedError(call.label, call.failures);
   }
 

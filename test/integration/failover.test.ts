@@ -532,7 +532,14 @@ describe('controls', () => {
     await cluster.kill('c');
     const error = await redis.get('forced').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AllMembersFailedError);
-    expect((error as AllMembersFailedError).failures.map((f) => f.member)).toEqual(['c']);
+    // c was tried; the others were kept out, and the error says so rather than "failed".
+    expect(
+      (error as AllMembersFailedError).failures.map((f) => [f.member, f.kind, f.message]),
+    ).toEqual([
+      ['c', expect.any(String), expect.any(String)],
+      ['a', 'skipped', 'locked out by forceActiveMember'],
+      ['b', 'skipped', 'locked out by forceActiveMember'],
+    ]);
     // Lifting the lock (setActiveMember) lets traffic fail over again.
     redis.setActiveMember('a');
     expect(await redis.get('forced')).toBeNull();
