@@ -503,7 +503,9 @@ export class FailoverRequester implements Requester {
         // circuit, reported down) is no candidate yet; it stays for failover after a failure.
         let timer: ReturnType<typeof setTimeout> | undefined;
         const hedge = new Promise<'hedge'>((resolve) => {
-          const record = this.core.store.records.get(order[call.next]!);
+          // The member `launch` would pick: the next one this client holds a token for.
+          const target = order.slice(call.next).find((m) => this.core.transport(m));
+          const record = target === undefined ? undefined : this.core.store.records.get(target);
           if (record && !record.circuit.open && record.status !== 'unhealthy') {
             timer = setTimeout(resolve, hedgeAfter, 'hedge');
           }
@@ -517,7 +519,8 @@ export class FailoverRequester implements Requester {
         const { attempt, outcome } = settled;
         pending.delete(attempt);
         if (attempt.cancelled) continue;
-        if (outcome.kind === 'config' && pending.size > 0) {
+        // (Not the lead's: a wrong token of the member in charge is never hidden by a hedge.)
+        if (outcome.kind === 'config' && pending.size > 0 && attempt.member !== order[0]) {
           // A hedge refused (wrong token) while another attempt can still answer: the first
           // answer wins; the mistake shows in the failure event, and in the error of any call
           // that has only that member left.

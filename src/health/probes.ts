@@ -95,7 +95,9 @@ export function customProbe(fn: CustomProbe): Probe {
         fn({ name: member.name, url: member.url }, { signal }),
       );
       if (typeof result === 'boolean') return { healthy: result, reason: 'custom' };
-      return { ...result, reason: scrub(String(result.reason)) };
+      const verdict = { ...result, reason: scrub(String(result.reason)) };
+      if (result.configProblem) verdict.configProblem = scrub(String(result.configProblem));
+      return verdict;
     } catch (error) {
       return { healthy: false, reason: scrub(`custom: ${(error as Error)?.message ?? 'failed'}`) };
     }

@@ -278,7 +278,11 @@ describe('no secret in errors, events, logs or snapshots', () => {
         probe: async (m) => {
           const member = byName.get(m.name)!;
           if (m.name === 'a') {
-            return { healthy: false, reason: `403 for Bearer ${member.token}` };
+            return {
+              healthy: false,
+              reason: `403 for Bearer ${member.token}`,
+              configProblem: `the API refused Bearer ${member.token}`,
+            };
           }
           throw new Error(
             `GET ${m.url} as ${member.availability.username}:${member.availability.password} with Bearer ${member.token} failed`,
@@ -289,7 +293,9 @@ describe('no secret in errors, events, logs or snapshots', () => {
     await redis.refreshAll();
     snapshot(redis);
     collected.push([...kv.values()].join('\n'));
-    expect(redis.snapshot().members.every((m) => m.status === 'unhealthy')).toBe(true);
+    const members = redis.snapshot().members;
+    expect(members.find((m) => m.name === 'a')!.configProblem).toMatch(/refused Bearer \*\*\*/);
+    expect(members.filter((m) => m.status === 'unhealthy').map((m) => m.name)).toEqual(['b', 'c']);
     expect(leaks(deepText(collected), secrets)).toEqual([]);
   });
 

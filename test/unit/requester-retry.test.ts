@@ -9,16 +9,17 @@ import {
   AmbiguousWriteError,
   createFailoverRedis,
   type FailureEvent,
+  MemberConfigError,
   resetHealthStores,
 } from '../../src/index.js';
 
 type Handler = (body: unknown, init: RequestInit) => Promise<Response> | Response;
 
-const PORTS: Record<string, string> = { a: '10001', b: '10002' };
-const member = (name: string, weight = 1) => ({
+const PORTS: Record<string, string> = { a: '10001', b: '10002', c: '10003' };
+const member = (name: string, weight = 1, token = `tok-${name}`) => ({
   name,
   url: `http://127.0.0.1:${PORTS[name]}`,
-  token: `tok-${name}`,
+  token,
   weight,
 });
 
@@ -183,5 +184,72 @@ describe('failure event: failedOver', () => {
     await expect(redis.get('k')).rejects.toBeInstanceOf(AllMembersFailedError);
     expect(calls).toEqual(['a']);
     expect(failures).toMatchObject([{ member: 'a', failedOver: false }]);
+  });
+});
+
+describe('hedged reads', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const refused = (): never => {
+    const error = new TypeError('fetch failed');
+    (error as { cause?: unknown }).cause = Object.assign(new Error('connect ECONNREFUSED'), {
+      code: 'ECONNREFUSED',
+    });
+    throw error;
+  };
+
+  it('the lead refusing the token is surfaced, not answered by the hedge in its place', async () => {
+    const { fetch } = fakeFetch({
+      a: async () => {
+        await sleep(100);
+        return new Response(JSON.stringify({ error: 'WRONGPASS' }), { status: 401 });
+      },
+      b: async () => {
+        await sleep(300);
+        return json({ result: b64('b') });
+      },
+    });
+    const redis = createFailoverRedis({
+      members: [member('a', 3, 'wrong'), member('b', 2)],
+      fetch,
+      hedgeAfterMs: 30,
+      health: { enabled: false },
+      cancellation: 'always',
+    });
+    await expect(redis.get('k')).rejects.toBeInstanceOf(MemberConfigError);
+  });
+
+  it('never go to a member with an open circuit, even behind one this client has no token for', async () => {
+    let cDown = true;
+    const { fetch, calls } = fakeFetch({
+      a: async () => {
+        await sleep(200);
+        return json({ result: b64('a') });
+      },
+      b: () => json({ result: b64('b') }),
+      c: () => (cDown ? refused() : json({ result: b64('c') })),
+    });
+    const options = {
+      fetch,
+      health: { enabled: false },
+      circuit: { consecutiveFailures: 1 },
+      cancellation: 'always' as const,
+    };
+    const reader = createFailoverRedis({
+      members: [member('a', 3), member('c', 1)],
+      hedgeAfterMs: 30,
+      ...options,
+    });
+    // Another client on the same store adds b, which the reader holds no token for.
+    createFailoverRedis({ members: [member('a', 3), member('c', 1)], ...options }).addMember(
+      member('b', 2),
+    );
+    reader.forceActiveMember('c', 60_000);
+    await reader.get('x').catch(() => undefined); // c's circuit opens
+    reader.setActiveMember('a');
+    expect(reader.snapshot().members.find((m) => m.name === 'c')!.circuit).not.toBe('closed');
+    cDown = false;
+    calls.length = 0;
+    expect(await reader.get('k')).toBe('a');
+    expect(calls).toEqual(['a']); // nothing failed: no hedge to c, which is out
   });
 });
