@@ -38,19 +38,22 @@ export const SAMPLE_WORKER = 'workers/sample/index.ts';
  * Reusing the last selection while its inputs stand (same day, to cut per-command allocation:
  * ~1.7 KB of garbage per GET at 32 in flight) added ~0.2 KB, to 15.4 KB.
  *
- * Raised from 15.5 KB later on 2026-11-26: the fixes of a second round of
+ * Raised from 15.5 KB later on 2026-11-26, twice: the fixes of a second round of
  * reviews (batches that read a key before writing it, SETBIT, failover events, failback past a
  * lagging member, half-open circuits under a fresh shared record, shared records read out of
  * order, cron runs in warm isolates, wrong tokens seen by probes, availability API corner
  * cases; then LRU transport eviction, readYourWritesSyncToken, the batch read-then-write rule
- * made precise) took the client from 15.4 to 16.1 KB: raised to 16.5 KB.
+ * made precise) took the client from 15.4 to 16.1 KB: raised to 16.5 KB. A third round the
+ * same day (hedged reads only to usable members and never hiding the lead's wrong token, the
+ * sync token bound to its member's URL, a cleaned error cause, scrubbed custom-probe texts,
+ * members kept out by a lock listed in AllMembersFailedError) took it to 16.5 KB: 17 KB.
  * Measured the same day, before those fixes: cutting the shared tier, manual controls,
  * proximity, hedging, initialization and the availability-API probe out of `.` left 10.5 KB
  * (27.1 KB minified), and shortening every message over 30 characters on top of that 10.0 KB.
  * 10 KB is out of reach without moving the design's own features out of `.` and cutting the
  * error messages that name what went wrong.
  */
-export const CORE_BUDGET_GZIP_BYTES = 16.5 * 1024;
+export const CORE_BUDGET_GZIP_BYTES = 17 * 1024;
 export const CORE_GOAL_GZIP_BYTES = 10 * 1024;
 
 export interface BundleSize {
