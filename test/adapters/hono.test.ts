@@ -1,5 +1,4 @@
 import { Hono } from 'hono';
-import { stream } from 'hono/streaming';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { type FailoverVariables, failover, statusHandler } from '../../src/hono/index.js';
 import {
@@ -58,25 +57,6 @@ describe('failover() under app.request()', () => {
     expect(await res.json()).toEqual({ value: 'v', member: 'a' });
     expect(res.headers.get('x-redis-member')).toBe('a');
     expect(res.headers.get('server-timing')).toMatch(/^redis;dur=\d+(\.\d)?;desc="a, 2 calls"$/);
-  });
-
-  it('no execution context: a streamed body ends only after the checks its commands started', async () => {
-    const probe = gatedProbe();
-    const app = new Hono<{ Variables: FailoverVariables }>();
-    app.use(failover(clusterOptions(cluster.members, probe.probe)));
-    app.get('/sse', (c) =>
-      stream(c, async (s) => {
-        await sleep(20); // after the handler returned
-        await s.write(`data: ${await c.var.redis.get('adapters:hono:stream')}\n\n`);
-      }),
-    );
-    const res = await app.request('/sse');
-    const text = track(res.text());
-    await sleep(300);
-    expect(text.settled).toBe(false);
-    probe.release();
-    expect(await text.promise).toBe('data: null\n\n');
-    expect(probe.finished()).toBe(3);
   });
 
   it('hands background work to executionCtx.waitUntil, called as a method', async () => {
