@@ -25,7 +25,7 @@ import {
   publishShared,
   readShared,
 } from './health/checker.js';
-import type { HealthStore } from './health/store.js';
+import { type HealthStore, isOut } from './health/store.js';
 import type { RequestHints } from './selector.js';
 import { classifyBatch, classifyCommand, commandName } from './transport/commands.js';
 import { MemberRequestError } from './transport/errors.js';
@@ -201,8 +201,7 @@ export class FailoverCore {
       if (
         published &&
         chosen &&
-        !chosen.circuit.open &&
-        chosen.status !== 'unhealthy' &&
+        !isOut(chosen) &&
         published.at > (store.publishedAt ?? Number.NEGATIVE_INFINITY)
       ) {
         store.setActive(published.active, undefined, published.activeSince ?? published.at);
@@ -506,7 +505,7 @@ export class FailoverRequester implements Requester {
           // The member `launch` would pick: the next one this client holds a token for.
           const target = order.slice(call.next).find((m) => this.core.transport(m));
           const record = target === undefined ? undefined : this.core.store.records.get(target);
-          if (record && !record.circuit.open && record.status !== 'unhealthy') {
+          if (record && !isOut(record)) {
             timer = setTimeout(resolve, hedgeAfter, 'hedge');
           }
         });
@@ -597,7 +596,7 @@ export class FailoverRequester implements Requester {
     if (!pinned || order[0] === pinned || !order.includes(pinned)) return order;
     const record = this.core.store.records.get(pinned);
     // Only while it is usable: an open circuit or a health check's "down" ends the pin (4.2).
-    if (!record || record.circuit.open || record.status === 'unhealthy') return order;
+    if (!record || isOut(record)) return order;
     return [pinned, ...order.filter((m) => m !== pinned)];
   }
 

@@ -60,6 +60,14 @@ export interface MemberRecord {
   lastError?: { kind: string; message: string; at: number };
 }
 
+/**
+ * Out here: its circuit is open (in grace or half-open) or a health check reported it down. Such
+ * a member leads no pinned scope, takes no hedge, and is not adopted from a cron record.
+ */
+export function isOut(r: MemberRecord): boolean {
+  return r.circuit.open || r.status === 'unhealthy';
+}
+
 /** JSON view of a store, safe to show anyone: no tokens, no credentials. */
 export interface StoreSnapshot {
   key: string;
