@@ -5,8 +5,25 @@
  * else goes to stderr. Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
  */
 import { FLAG_OF_FIELD, parseCli, USAGE } from './cli-args.js';
-import { startGateway } from './gateway.js';
 import { GatewayConfigError } from './options.js';
+
+/**
+ * The gateway's Node-only packages are optional peers, so that an edge app installing the
+ * client does not install them; whoever runs the gateway installs them next to this package.
+ * Checked before the gateway module loads, so a missing one is a sentence, not a stack trace.
+ */
+const GATEWAY_PACKAGES = ['ioredis', '@hono/node-server', 'hono'];
+
+function missingPackages(): string[] {
+  return GATEWAY_PACKAGES.filter((name) => {
+    try {
+      import.meta.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
 
 function usageError(message: string): never {
   process.stderr.write(
@@ -23,6 +40,14 @@ async function main(): Promise<void> {
   }
   if (parsed.kind === 'error') usageError(parsed.message);
 
+  const missing = missingPackages();
+  if (missing.length > 0) {
+    process.stderr.write(
+      `redis-edge-gateway: needs ${missing.join(', ')} installed next to redis-edge-failover: npm install ${missing.join(' ')}\n`,
+    );
+    process.exit(1);
+  }
+  const { startGateway } = await import('./gateway.js');
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway(parsed.options);

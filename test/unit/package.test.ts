@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { publint } from 'publint';
 import { formatMessage } from 'publint/utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, RedisProcess } from '../gateway/redis-process.js';
 
 /**
  * What `npm publish` would ship. The package is built (tsdown, the repository's own config)
@@ -194,4 +195,93 @@ describe('package linters', () => {
       }
     }
   }, 120_000);
+});
+
+describe('installed from the tarball into an app', () => {
+  // npm resolves from its cache, which `npm ci` filled with these exact versions.
+  const install = (app: string, specs: string[]) =>
+    run(
+      'npm',
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', ...specs],
+      { cwd: app, maxBuffer: 16 * 1024 * 1024 },
+    );
+  let app: string;
+
+  beforeAll(async () => {
+    // Not under `dir`: the consumer test above links the repository's node_modules there,
+    // where Node's resolution would find the gateway's packages.
+    app = mkdtempSync(join(tmpdir(), 'redis-edge-app-'));
+    writeFileSync(join(app, 'package.json'), '{"name":"app","private":true,"type":"module"}');
+    await install(app, [tarball]);
+  }, 180_000);
+
+  afterAll(() => {
+    if (app) rmSync(app, { recursive: true, force: true });
+  });
+
+  it("brings the client's peers and not the gateway's Node-only packages", () => {
+    const installed = (name: string) => existsSync(join(app, 'node_modules', name, 'package.json'));
+    expect(installed('@upstash/redis')).toBe(true);
+    expect(installed('hono')).toBe(true);
+    expect(installed('ioredis')).toBe(false);
+    expect(installed('@hono/node-server')).toBe(false);
+    // One copy of each peer: the app's own, not one nested under the library.
+    expect(existsSync(join(app, 'node_modules', 'redis-edge-failover', 'node_modules'))).toBe(
+      false,
+    );
+  });
+
+  it('the gateway CLI says which packages to install, then runs once they are', async () => {
+    const cli = join(app, 'node_modules', '.bin', 'redis-edge-gateway');
+    const env = { ...process.env, REDIS_EDGE_TOKEN: 'installed-token' };
+    const redis = await RedisProcess.start();
+    const port = await freePort();
+    const args = ['--redis-url', redis.url, '--port', String(port)];
+    try {
+      const refused = await run(cli, args, { env, timeout: 20_000 }).catch(
+        (error: { code?: number; stderr?: string }) => error,
+      );
+      expect('code' in refused && refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        'needs ioredis, @hono/node-server installed next to redis-edge-failover: npm install ioredis @hono/node-server',
+      );
+
+      const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { version: string }>;
+      };
+      const pinned = (name: string) => `${name}@${lock.packages[`node_modules/${name}`]!.version}`;
+      await install(app, [pinned('ioredis'), pinned('@hono/node-server')]);
+
+      const gateway = spawn(cli, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        const url = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          gateway.stdout.on('data', (chunk: Buffer) => {
+            out += chunk;
+            const match = /listening on (http:\/\/\S+)/.exec(out);
+            if (match) resolve(match[1]!);
+          });
+          gateway.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
+          setTimeout(() => reject(new Error(`no ready line: ${out}`)), 20_000).unref();
+        });
+        // The app's code, run by Node from the app's folder: the installed package, not src/.
+        const script = [
+          "import { Redis } from '@upstash/redis';",
+          "import { createFailoverRedis } from 'redis-edge-failover';",
+          `const redis = createFailoverRedis({ members: [{ name: 'a', url: ${JSON.stringify(url)}, token: 'installed-token' }] });`,
+          "await redis.set('installed', 'yes');",
+          "console.log(JSON.stringify({ same: redis instanceof Redis, got: await redis.get('installed') }));",
+        ].join('\n');
+        const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+          cwd: app,
+          timeout: 20_000,
+        });
+        expect(JSON.parse(stdout)).toEqual({ same: true, got: 'yes' });
+      } finally {
+        gateway.kill('SIGKILL');
+      }
+    } finally {
+      await redis.stop();
+    }
+  }, 180_000);
 });
