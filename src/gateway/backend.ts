@@ -38,6 +38,8 @@ export function isRedisError(err: unknown): err is Error {
  * no effect, and a failover client may send it to another member (design 4.4: the gateway says
  * "not sent" only when nothing ran). The first word must match exactly: `BUSYKEY` (RESTORE onto
  * an existing key) and `BUSYGROUP` (XGROUP CREATE of an existing group) are ordinary errors.
+ * OOM, READONLY, NOREPLICAS and MISCONF refuse only writes (OOM: commands that may grow memory,
+ * and, inside MULTI, every queued command); reads keep running on that member.
  */
 const NOT_RUN_CODES: Record<string, string> = {
   BUSY: 'a script, function or module command is running past busy-reply-threshold',
@@ -45,14 +47,23 @@ const NOT_RUN_CODES: Record<string, string> = {
   MASTERDOWN: 'the replica lost its master and does not serve stale data',
   TRYAGAIN: 'keys of the command are being migrated',
   CLUSTERDOWN: 'the cluster is down',
+  OOM: 'used memory is over maxmemory and nothing can be evicted',
+  READONLY: 'the member is a read-only replica',
+  NOREPLICAS: 'fewer good replicas than min-replicas-to-write are connected',
+  MISCONF: 'writes are stopped because the last RDB save or AOF write failed',
 };
 
 /**
  * A script chooses its own error replies (`return redis.error_reply('LOADING ...')`), possibly
  * after writing, so for these commands a matching code proves nothing; only the exact texts
  * with which Redis refuses a command before running it count (an error a script raised from a
- * failed `redis.call` also ends in " script: ..." and never matches). A script that returns one
- * of these very texts on purpose would be taken at its word.
+ * failed `redis.call` also ends in " script: ..." and never matches). A script declaring flags
+ * (`#!lua`) or a function that may write gets the plain OOM/READONLY/NOREPLICAS/MISCONF text
+ * before it starts; a script without flags gets it, suffixed, from its first write's
+ * `redis.call`, after whatever it did before (a PUBLISH, say). A script that returns one of
+ * these very texts on purpose (or passes on a `redis.pcall` error) would be taken at its word.
+ * MISCONF's AOF form (`MISCONF Errors writing to the AOF file: <errno text>`) is not listed: a
+ * script refused that way gets the command error.
  */
 const SCRIPT_COMMANDS = new Set(['EVAL', 'EVALSHA', 'EVAL_RO', 'EVALSHA_RO', 'FCALL', 'FCALL_RO']);
 const REDIS_REFUSALS = new Set([
@@ -66,6 +77,10 @@ const REDIS_REFUSALS = new Set([
   'CLUSTERDOWN The cluster is down',
   'CLUSTERDOWN The cluster is down and only accepts read commands',
   'CLUSTERDOWN Hash slot not served',
+  "OOM command not allowed when used memory > 'maxmemory'.",
+  "READONLY You can't write against a read only replica.",
+  'NOREPLICAS Not enough good replicas to write.',
+  "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
 ]);
 
 /**
@@ -94,8 +109,10 @@ const EXECABORT_BECAUSE = 'EXECABORT Transaction discarded because of: ';
  * EXEC was refused (Redis 7 says `EXECABORT ... because of: BUSY ...`, and discards), or
  * queueing failed, and every reason given is a not-run code. A reason of the user's own (an
  * unknown command, wrong arity) stays that command error: another member would refuse it too.
- * MULTI never gets one of these codes (it may run while busy, loading or stale, and has no
- * keys), so the errors before EXEC are those of queued commands, refused before they ran.
+ * MULTI never gets one of these codes (it may run while busy, loading, stale, out of memory
+ * or refusing writes, and has no keys), so the errors before EXEC are those of queued
+ * commands, refused before they ran (out of memory, Redis refuses every queued command, reads
+ * too).
  */
 function transactionNotRunCode(err: Error): string | undefined {
   const previous = (err as Error & { previousErrors?: Error[] }).previousErrors ?? [];

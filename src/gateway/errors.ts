@@ -70,7 +70,7 @@ export const backendUnavailable = (): GatewayError =>
 
 /**
  * 503 + the not-sent marker, like `backendUnavailable`: the command did reach Redis, but Redis
- * refused it before running it (`-BUSY`, `-LOADING`, ... see `refusedBeforeRunning` in
+ * refused it before running it (`-BUSY`, `-LOADING`, ... see `NOT_RUN_CODES` in
  * backend.ts), so as far as the data is concerned it was never sent and another member may run
  * it. Only Redis' error code is named: its message is a fixed server text today, but the code
  * is all the caller needs, and nothing of the request can end up in the answer.
