@@ -281,6 +281,27 @@ function failed(
   return outcome;
 }
 
+function isNotSent(response: Response): boolean {
+  return response.status === 503 && response.headers.get(NOT_SENT_HEADER) === '0';
+}
+
+/**
+ * The gateway's proof that nothing ran; its `{ error }` is kept in the message (capped, and
+ * never if it quotes the token) because "Redis is out of memory" and "Redis is unreachable"
+ * call for different fixes.
+ */
+function notSent(
+  member: string,
+  started: number,
+  reply: RestReply | RestReply[] | undefined,
+  token: string,
+): AttemptOutcome {
+  const said = reply && !Array.isArray(reply) ? reply.error : undefined;
+  const why = typeof said === 'string' && !said.includes(token) ? `: ${said.slice(0, 200)}` : '';
+  const message = `member "${member}" did not run the request (HTTP 503${why})`;
+  return failed(started, member, 'not-sent', 'http-status', message, 503);
+}
+
 /** Statuses decided without reading the body; undefined means "parse the body". */
 function classifyStatus(
   response: Response,
@@ -309,14 +330,8 @@ function classifyStatus(
       `redirected the request (HTTP ${status}); configure the final URL`,
     );
   }
-  if (status === 503 && response.headers.get(NOT_SENT_HEADER) === '0') {
-    return fail(
-      'not-sent',
-      'http-status',
-      'could not reach its Redis (HTTP 503); the request was not sent',
-    );
-  }
-  if (status >= 500) {
+  // 503 "not sent": the body says why (Redis unreachable, or refusing it: OOM, LOADING, ...).
+  if (status >= 500 && !isNotSent(response)) {
     return fail(
       'unknown-outcome',
       'http-status',
@@ -548,6 +563,10 @@ class RestTransport implements MemberTransport {
       try {
         text = await untilDone(reading);
       } catch (err) {
+        if (isNotSent(response)) {
+          reading.catch(() => undefined);
+          return notSent(member, started, undefined, this.#token);
+        }
         if (abortedBy !== undefined) {
           reading.catch(() => undefined);
           return this.#aborted(abortedBy, started, timeoutMs, err);
@@ -566,6 +585,7 @@ class RestTransport implements MemberTransport {
       }
 
       const reply = parseReply(request, text);
+      if (isNotSent(response)) return notSent(member, started, reply, this.#token);
       // 2xx: any REST reply. 4xx: only an `{error}`, the command error the caller gets as-is.
       if (reply !== undefined && (status < 300 || isErrorReply(reply))) {
         return { kind: 'ok', reply, status, latencyMs: performance.now() - started };

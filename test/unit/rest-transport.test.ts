@@ -461,6 +461,37 @@ describe('answers from the member', () => {
     expect(outcome).toMatchObject({ kind: 'not-sent', status: 503 });
   });
 
+  it("names the gateway's reason for not running it (OOM is not an outage)", async () => {
+    const why =
+      'backend refused the command without running it (OOM: used memory is over maxmemory)';
+    const server = await httpServer((_req, res) =>
+      json(res, 503, { error: why }, { [NOT_SENT_HEADER]: '0' }),
+    );
+    const outcome = await send(transportFor(server.url), cmd('incr', 'n'));
+    expect(outcome.kind).toBe('not-sent');
+    expect(outcome.kind !== 'ok' && outcome.error.message).toBe(
+      `member "b" did not run the request (HTTP 503: ${why})`,
+    );
+  });
+
+  it('keeps a 503 with the marker not-sent when its body breaks off or quotes the token', async () => {
+    const broken = await httpServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json', [NOT_SENT_HEADER]: '0' });
+      res.write('{"error":"backend unav');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const quoting = await httpServer((_req, res) =>
+      json(res, 503, { error: `no such token ${TOKEN}` }, { [NOT_SENT_HEADER]: '0' }),
+    );
+    const cut = await send(transportFor(broken.url), cmd('incr', 'n'));
+    expect(cut.kind).toBe('not-sent');
+    const quoted = await send(transportFor(quoting.url), cmd('incr', 'n'));
+    expect(quoted.kind).toBe('not-sent');
+    expect(quoted.kind !== 'ok' && quoted.error.message).toBe(
+      'member "b" did not run the request (HTTP 503)',
+    );
+  });
+
   it('reports a 503 without the marker (or with another value) as unknown-outcome', async () => {
     const plain = await httpServer((_req, res) => json(res, 503, { error: 'busy' }));
     const other = await httpServer((_req, res) =>
