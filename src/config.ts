@@ -286,6 +286,56 @@ function oneOf<T extends string>(
   return value as T;
 }
 
+/**
+ * Jedis / redis-py option names and what we have instead. An unknown key, lower-cased and
+ * without `_`, gets the first entry whose name it contains, unless it matched one of the
+ * options of its own object that way (which also turns `gracePeriod` into `gracePeriodMs`).
+ */
+const FAILBACK = 'failback follows gracePeriodMs and cannot be switched off';
+const ANCHORS: Record<string, string> = {
+  failback: FAILBACK, // failbackSupported, failbackCheckInterval
+  autofallback: FAILBACK, // auto_fallback_interval (not fallbackExceptionList)
+  retryonfailover: 'requestFailover',
+  attempts: 'deadlineMs', // maxNumFailoverAttempts, delayInBetweenFailoverAttempts, maxAttempts
+  failoverdelay: 'deadlineMs',
+  delay: 'health.probeDelayMs', // delayInBetweenProbes, health_check_delay
+  probes: 'health.probes', // numProbes, health_check_probes
+  interval: 'health.intervalMs', // interval, health_check_interval
+  checktimeout: 'health.probeTimeoutMs',
+  init: 'health.initialization', // initializationPolicy, initial_health_check_policy
+  policy: 'health.policy',
+  minnum: 'circuit.failureRate.minimumFailures', // minNumOfFailures, min_num_failures
+  threshold: 'circuit.failureRate.threshold', // failureRateThreshold
+  window: 'circuit.failureRate.windowMs', // slidingWindowSize, failures_detection_window
+  grace: 'gracePeriodMs', // grace_period (a member's, in redis-py)
+  lag: 'members[].availability.lagToleranceMs', // lagAwareTolerance, availabilityLagTolerance
+};
+
+/** A key as compared: `timeoutMS`, `timeout` and `timeout_ms` all match `timeoutMs`. */
+const loose = (key: string) => key.toLowerCase().replace(/_|ms$/g, '');
+
+/**
+ * Refuses a key of `value` that `keys` (names separated by spaces or commas) does not list: a
+ * misspelt or foreign option would otherwise leave its default in place without a word. The
+ * message names the option meant when there is an obvious one; a key that could be a token or
+ * a URL is not shown.
+ */
+function known(path: string, value: object, keys: string): void {
+  const list = keys.split(/\W/);
+  for (const key in value) {
+    if (!list.includes(key)) {
+      const n = loose(key);
+      const hint =
+        list.find((k) => loose(k) === n) ??
+        ANCHORS[Object.keys(ANCHORS).find((a) => n.includes(a))!];
+      throw new ConfigError(
+        path + (/^\w{1,40}$/.test(key) ? key : '?'),
+        `is not an option${hint ? `; ${hint.includes(' ') ? hint : `did you mean ${hint}?`}` : ''}`,
+      );
+    }
+  }
+}
+
 const LOOPBACK = /^(localhost|\[::1\]|127(\.\d+){3})$/;
 
 export function validateUrl(field: string, value: unknown, allowInsecureHttp: boolean): string {
@@ -316,6 +366,7 @@ export function validateUrl(field: string, value: unknown, allowInsecureHttp: bo
 
 function validateLocation(field: string, value: unknown): MemberLocation {
   const loc = obj<MemberLocation>(field, value);
+  known(`${field}.`, loc, 'lat lon colos');
   for (const [key, max] of [
     ['lat', 90],
     ['lon', 180],
@@ -338,6 +389,7 @@ function validateAvailability(
   allowInsecureHttp: boolean,
 ): AvailabilityConfig {
   const a = obj<AvailabilityConfig>(field, value);
+  known(`${field}.`, a, 'url bdbUid username password lagToleranceMs local');
   const url = validateUrl(`${field}.url`, a.url, allowInsecureHttp);
   str(`${field}.username`, a.username);
   str(`${field}.password`, a.password, true);
@@ -364,6 +416,7 @@ export function validateMember(
   const name = str(`${field}.name`, m.name);
   // From here on errors name the member, which helps with several; never its token.
   const at = `${field} ("${name}")`;
+  known(`${at}.`, m, 'name url token weight location availability');
   const token = str(`${at}.token`, m.token);
   // It goes into a header: a line break or control character (two env lines joined, say)
   // would make fetch throw with the header, token and all, in its message.
@@ -389,6 +442,12 @@ export function validateMember(
 
 function resolveCircuit(value: unknown, gracePeriodMs: number): CircuitSettings {
   const c = obj<CircuitOptions>('circuit', value ?? {});
+  known('circuit.', c, 'consecutiveFailures failureRate');
+  // Not checked to be an object (it never was): a non-object just has no settings in it.
+  const rate = c.failureRate || {};
+  if (typeof rate === 'object') {
+    known('circuit.failureRate.', rate, `${Object.keys(DEFAULTS.failureRate)}`);
+  }
   return {
     consecutive: c.consecutiveFailures !== false && {
       threshold: num(
@@ -397,10 +456,9 @@ function resolveCircuit(value: unknown, gracePeriodMs: number): CircuitSettings 
         DEFAULTS.consecutiveFailures,
       ),
     },
-    // Not checked to be an object (it never was): a non-object just has no settings in it.
     rate:
       c.failureRate !== false &&
-      numbers('circuit.failureRate.', c.failureRate || {}, DEFAULTS.failureRate, {
+      numbers('circuit.failureRate.', rate, DEFAULTS.failureRate, {
         threshold: 'number in (0, 1]',
       }),
     gracePeriodMs,
@@ -409,6 +467,11 @@ function resolveCircuit(value: unknown, gracePeriodMs: number): CircuitSettings 
 
 function resolveHealth(value: unknown): ResolvedHealthOptions {
   const h = obj<HealthOptions>('health', value ?? {});
+  known(
+    'health.',
+    h,
+    `${Object.keys(DEFAULTS.health)} enabled probe onSourceUnreachable initialization cache`,
+  );
   // Every health default but `policy` is a number.
   const { policy, ...numeric } = DEFAULTS.health;
   const n = numbers('health.', h, numeric, {
@@ -417,6 +480,9 @@ function resolveHealth(value: unknown): ResolvedHealthOptions {
     jitter: 'number in [0, 1)',
   });
   const { cache, initialization: init } = h;
+  if (init !== undefined) {
+    known('health.initialization.', obj('health.initialization', init), 'policy timeoutMs');
+  }
   if (
     cache !== undefined &&
     (typeof cache?.get !== 'function' || typeof cache.put !== 'function')
@@ -439,11 +505,11 @@ function resolveHealth(value: unknown): ResolvedHealthOptions {
       init === undefined
         ? undefined
         : {
-            policy: oneOf(
-              'health.initialization.policy',
-              obj<typeof init>('health.initialization', init).policy,
-              ['one', 'majority', 'all'] as const,
-            ),
+            policy: oneOf('health.initialization.policy', init.policy, [
+              'one',
+              'majority',
+              'all',
+            ] as const),
             timeoutMs: num('health.initialization.timeoutMs', init.timeoutMs, 1000),
           },
     cache,
@@ -464,6 +530,7 @@ export function checkProbeSource(field: string, m: ResolvedMember, health: Resol
 
 export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   const o = obj<FailoverOptions>('options', options);
+  if (o.on !== undefined) known('on.', obj('on', o.on), 'switch health failure');
   const allowInsecureHttp = o.allowInsecureHttp === true;
   if (!Array.isArray(o.members) || o.members.length === 0) {
     mustBe('members', 'a non-empty array');
@@ -486,7 +553,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   }
   const health = resolveHealth(o.health);
   for (const [i, m] of members.entries()) checkProbeSource(`members[${i}]`, m, health);
-  return {
+  const resolved: ResolvedOptions = {
     members,
     ...times,
     retryAmbiguousWrites: o.retryAmbiguousWrites === true,
@@ -508,4 +575,7 @@ export function resolveOptions(options: FailoverOptions): ResolvedOptions {
     fetch: o.fetch,
     now: o.now ?? Date.now,
   };
+  // Every option is resolved under its own name but these two (`on` is read by the client).
+  known('', o, `${Object.keys(resolved)} gracePeriodMs on`);
+  return resolved;
 }

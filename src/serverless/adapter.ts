@@ -98,7 +98,23 @@ export function clientFor(source: ClientSource): FailoverRedis {
   }
   let client = built.get(source);
   if (!client) {
-    client = createFailoverRedis(source);
+    // The adapters' own settings ride along in the same object; the client refuses keys it
+    // does not know, so they are taken out here (hono's `variable`, the status handler's too).
+    const {
+      client: _client,
+      requestDeadlineMs: _deadline,
+      pin: _pin,
+      memberHeader: _member,
+      serverTiming: _timing,
+      waitUntil: _waitUntil,
+      flushTimeoutMs: _flush,
+      hints: _hints,
+      variable: _variable,
+      hideUrls: _hideUrls,
+      cacheControl: _cacheControl,
+      ...options
+    } = source as FailoverOptions & AdapterSettings & Record<string, unknown>;
+    client = createFailoverRedis(options as FailoverOptions);
     built.set(source, client);
   }
   return client;

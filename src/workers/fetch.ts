@@ -43,6 +43,7 @@ export type WorkerHandler<Env> = (
 interface ScheduledKeys {
   crons?: unknown;
   onRefresh?: unknown;
+  onPublishError?: unknown;
 }
 
 /** Turns worker options into a client source, reading `env` for what they leave out. */
@@ -64,6 +65,7 @@ export function workerClientSource<Env>(env: Env, options: WorkerOptions<Env>): 
     healthKv: _kv,
     crons: _crons,
     onRefresh: _onRefresh,
+    onPublishError: _onPublishError,
     ...base
   } = options as WorkerSettings<Env> & Partial<FailoverOptions> & ScheduledKeys;
   return failoverOptionsFromEnv(env, options, base);

@@ -1,7 +1,18 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createFailoverRedis } from '../../src/client.js';
-import { DEFAULTS, resolveOptions } from '../../src/config.js';
+import {
+  type AvailabilityConfig,
+  type CircuitOptions,
+  DEFAULTS,
+  type FailoverOptions,
+  type HealthOptions,
+  type MemberConfig,
+  resolveOptions,
+} from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import type { MemberLocation } from '../../src/selector.js';
+import { clientFor } from '../../src/serverless/adapter.js';
+import { workerClientSource } from '../../src/workers/fetch.js';
 
 const SECRET = 'tok-very-secret-123';
 const member = (over: Record<string, unknown> = {}) => ({
@@ -340,5 +351,257 @@ describe('durations and scope options', () => {
       expect(fieldOf(() => redis.scope({ deadlineMs }))).toBe('scope(options).deadlineMs');
     }
     expect(() => redis.scope({ deadlineMs: 0 })).not.toThrow();
+  });
+});
+
+describe('unknown options', () => {
+  const availability = { url: 'https://cluster.example.com:9443', username: 'u', password: 'p' };
+  const refusal = (options: Record<string, unknown>) => {
+    const run = () => resolveOptions({ members: [member()], ...options } as never);
+    const field = fieldOf(run);
+    try {
+      run();
+    } catch (e) {
+      return { field, message: (e as Error).message };
+    }
+    throw new Error('unreachable');
+  };
+
+  it('are refused at every level, with the full path as the field', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ timeoutMS: 100 }, 'timeoutMS'],
+      [{ heatlh: { probes: 3 } }, 'heatlh'],
+      [{ health: { numProbes: 3 } }, 'health.numProbes'],
+      [
+        { health: { initialization: { policy: 'one', timeout: 5 } } },
+        'health.initialization.timeout',
+      ],
+      [{ circuit: { minNumOfFailures: 1000 } }, 'circuit.minNumOfFailures'],
+      [{ circuit: { failureRate: { treshold: 0.2 } } }, 'circuit.failureRate.treshold'],
+      [{ members: [member({ wieght: 2 })] }, 'members[0] ("a").wieght'],
+      [{ members: [member(), member({ name: 'b', tokenVar: 'X' })] }, 'members[1] ("b").tokenVar'],
+      [{ members: [member({ location: { latitude: 1 } })] }, 'members[0] ("a").location.latitude'],
+      [
+        { members: [member({ availability: { ...availability, lagTolerance: 100 } })] },
+        'members[0] ("a").availability.lagTolerance',
+      ],
+      [{ on: { swtich: () => {} } }, 'on.swtich'],
+    ];
+    for (const [options, field] of cases) {
+      const r = refusal(options);
+      expect(r.field, field).toBe(field);
+      expect(r.message, field).toContain(`Invalid option ${field}: is not an option`);
+    }
+    // A member added at run time too.
+    const redis = createFailoverRedis({ members: [member()], health: { enabled: false } });
+    expect(fieldOf(() => redis.addMember({ ...member({ name: 'b' }), wieght: 2 } as never))).toBe(
+      'addMember(member) ("b").wieght',
+    );
+    expect(() => createFailoverRedis({ members: [member()], gracePeriod: 1 } as never)).toThrow(
+      ConfigError,
+    );
+  });
+
+  it('names the option meant: a case or `Ms` slip, or the Jedis / redis-py name', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ timeoutMS: 100 }, 'Invalid option timeoutMS: is not an option; did you mean timeoutMs?'],
+      [{ gracePeriod: 10_000 }, 'gracePeriod: is not an option; did you mean gracePeriodMs?'],
+      [{ grace_period_ms: 1 }, 'did you mean gracePeriodMs?'],
+      [
+        { health: { interval: 1000 } },
+        'health.interval: is not an option; did you mean intervalMs?',
+      ],
+      [
+        { members: [member({ Weight: 2 })] },
+        '("a").Weight: is not an option; did you mean weight?',
+      ],
+      [
+        { health: { numProbes: 3 } },
+        'health.numProbes: is not an option; did you mean health.probes?',
+      ],
+      [{ health_check_probes: 3 }, 'did you mean health.probes?'],
+      [{ health: { delayInBetweenProbes: 100 } }, 'did you mean health.probeDelayMs?'],
+      [{ healthCheckInterval: 1000 }, 'did you mean health.intervalMs?'],
+      [
+        { circuit: { minNumOfFailures: 1000 } },
+        'circuit.minNumOfFailures: is not an option; did you mean circuit.failureRate.minimumFailures?',
+      ],
+      [{ min_num_failures: 1000 }, 'did you mean circuit.failureRate.minimumFailures?'],
+      [{ circuit: { failureRateThreshold: 10 } }, 'did you mean circuit.failureRate.threshold?'],
+      [{ initializationPolicy: 'one' }, 'did you mean health.initialization?'],
+      [
+        { members: [member({ availability: { ...availability, lagAwareTolerance: 100 } })] },
+        'did you mean members[].availability.lagToleranceMs?',
+      ],
+      [{ maxNumFailoverAttempts: 10 }, 'did you mean deadlineMs?'],
+      [{ retryOnFailover: true }, 'did you mean requestFailover?'],
+    ];
+    for (const [options, message] of cases) {
+      expect(refusal(options).message).toContain(message);
+    }
+    for (const key of ['failbackSupported', 'failbackCheckInterval', 'autoFallbackInterval']) {
+      expect(refusal({ [key]: 0 }).message).toBe(
+        `Invalid option ${key}: is not an option; failback follows gracePeriodMs and cannot be switched off`,
+      );
+    }
+    // No obvious intended option: no guess.
+    expect(refusal({ heatlh: {} }).message).toBe('Invalid option heatlh: is not an option');
+    expect(refusal({ retry: { maxAttempts: 3 } }).message).toBe(
+      'Invalid option retry: is not an option',
+    );
+  });
+
+  it('refuses the options a Jedis / redis-py user would write instead of keeping the defaults', () => {
+    // .scratch/migration/01-defaults.ts: these used to resolve to grace 60000, 1 probe, 3 failures.
+    for (const options of [
+      { failbackSupported: false },
+      { autoFallbackInterval: 0 },
+      { gracePeriod: 10_000 },
+      { health: { numProbes: 3 } },
+      { circuit: { minNumOfFailures: 1000 } },
+    ]) {
+      expect(() => resolveOptions({ members: [member()], ...options } as never)).toThrow(
+        /is not an option/,
+      );
+    }
+  });
+
+  it('still accepts every documented option, at every level', () => {
+    const fn = () => {};
+    const location: Required<MemberLocation> = { lat: 1, lon: 2, colos: ['IAD'] };
+    const fullAvailability: Required<AvailabilityConfig> = {
+      ...availability,
+      bdbUid: 1,
+      lagToleranceMs: 100,
+      local: true,
+    };
+    const fullMember: Required<MemberConfig> = {
+      ...member(),
+      weight: 2,
+      location,
+      availability: fullAvailability,
+    };
+    const circuit: Required<CircuitOptions> = {
+      consecutiveFailures: 2,
+      failureRate: { threshold: 0.2, minimumFailures: 2, windowMs: 1000 },
+    };
+    const health: Required<HealthOptions> = {
+      enabled: true,
+      intervalMs: 1000,
+      probes: 3,
+      probeDelayMs: 10,
+      probeTimeoutMs: 100,
+      policy: 'majority',
+      probe: 'auto',
+      onSourceUnreachable: 'ping',
+      jitter: 0.2,
+      initialization: { policy: 'one', timeoutMs: 100 },
+      cache: { get: async () => undefined, put: async () => {} },
+      sharedMaxAgeMs: 1000,
+      sharedColdStartWaitMs: 10,
+    };
+    const options: Required<FailoverOptions> = {
+      members: [fullMember],
+      timeoutMs: 100,
+      deadlineMs: 1000,
+      hedgeAfterMs: 50,
+      retryAmbiguousWrites: true,
+      requestFailover: false,
+      circuit,
+      gracePeriodMs: 1000,
+      health,
+      proximity: true,
+      allowInsecureHttp: true,
+      readYourWrites: false,
+      cancellation: 'always',
+      enableAutoPipelining: true,
+      automaticDeserialization: false,
+      fetch,
+      on: { switch: fn, health: fn, failure: fn },
+      now: Date.now,
+    };
+    expect(() => resolveOptions(options)).not.toThrow();
+    expect(() => createFailoverRedis(options)).not.toThrow();
+    // Every key of DEFAULTS is one of them, where it belongs.
+    const keys = new Set<string>();
+    const collect = (value: unknown) => {
+      if (typeof value !== 'object' || value === null) return;
+      for (const [k, v] of Object.entries(value)) {
+        keys.add(k);
+        collect(v);
+      }
+    };
+    collect(options);
+    const defaults = new Set<string>();
+    const collectDefaults = (value: object) => {
+      for (const [k, v] of Object.entries(value)) {
+        defaults.add(k);
+        if (typeof v === 'object') collectDefaults(v);
+      }
+    };
+    collectDefaults(DEFAULTS);
+    expect([...defaults].filter((k) => !keys.has(k))).toEqual([]);
+  });
+
+  it('never echoes a token, nor a key that could be one or a URL', () => {
+    const { field, message } = refusal({ members: [member({ tokne: SECRET })] });
+    expect(field).toBe('members[0] ("a").tokne');
+    expect(message).not.toContain(SECRET);
+    expect(refusal({ members: [member({ [SECRET]: true })] }).field).toBe('members[0] ("a").?');
+    expect(refusal({ 'https://a.example.com': SECRET }).field).toBe('?');
+    expect(refusal({ ['A'.repeat(41)]: 1 }).field).toBe('?');
+  });
+
+  it('leaves the adapters’ own settings to the adapters', () => {
+    const options = { members: [member()], health: { enabled: false } };
+    // serverless / hono (`variable`, `hints`) / the status handler (`hideUrls`, `cacheControl`)
+    const adapterSource = {
+      ...options,
+      requestDeadlineMs: 100,
+      pin: false,
+      memberHeader: true,
+      serverTiming: 'redis',
+      waitUntil: () => {},
+      flushTimeoutMs: 100,
+      hints: () => undefined,
+      variable: 'cache',
+      hideUrls: true,
+      cacheControl: 'no-store',
+    };
+    expect(() => clientFor(adapterSource)).not.toThrow();
+    // ... but a client option misspelt there is still refused.
+    expect(fieldOf(() => clientFor({ ...adapterSource, timeoutMS: 100 } as never))).toBe(
+      'timeoutMS',
+    );
+    // workers: members from env, the env and scheduledRefresh settings beside client options.
+    const env = {
+      R_MEMBERS: JSON.stringify([{ name: 'a', url: 'https://a.example.com' }]),
+      R_TOKEN_A: SECRET,
+    };
+    const workerOptions = {
+      membersVar: 'R_MEMBERS',
+      tokenPrefix: 'R_TOKEN_',
+      availabilityPasswordPrefix: 'R_PW_',
+      allowInlineSecrets: false,
+      tuningPrefix: 'R_',
+      healthKv: false as const,
+      requestDeadlineMs: 100,
+      pin: true,
+      memberHeader: true,
+      serverTiming: true,
+      waitUntil: () => {},
+      flushTimeoutMs: 100,
+      hints: () => undefined,
+      crons: ['* * * * *'],
+      onRefresh: () => {},
+      onPublishError: () => {},
+      health: { enabled: false },
+    };
+    expect(() => clientFor(workerClientSource(env, workerOptions))).not.toThrow();
+    expect(
+      fieldOf(() =>
+        clientFor(workerClientSource(env, { ...workerOptions, gracePeriod: 1 } as never)),
+      ),
+    ).toBe('gracePeriod');
   });
 });
