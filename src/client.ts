@@ -10,10 +10,10 @@ import {
   resolveOptions,
   validateMember,
 } from './config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, FailoverError, MemberUnavailableError } from './errors.js';
 import { Emitter, type FailoverEvents, type FailoverListener } from './events.js';
 import { fnv1a } from './health/shared.js';
-import { healthStoreFor, type StoreSnapshot } from './health/store.js';
+import { healthStoreFor, isOut, type MemberRecord, type StoreSnapshot } from './health/store.js';
 import { FailoverCore, FailoverRequester, type RequestScope } from './requester.js';
 import type { RequestHints } from './selector.js';
 
@@ -158,20 +158,40 @@ export class FailoverRedis extends Redis {
     return this.#outer;
   }
 
-  /** Make `name` the active member now (it stays while healthy; failback rules still apply). */
+  /**
+   * Make `name` the active member of this isolate now (it stays while healthy; failback rules
+   * still apply, and it is kept over a shared record's choice for a grace period). Throws
+   * `MemberUnavailableError` for a member known to be out.
+   */
   setActiveMember(name: string): void {
-    this.#requireMember('setActiveMember', name);
+    this.#requireIn(this.#requireMember('setActiveMember', name));
     this.#switchTo(name, Number.NEGATIVE_INFINITY);
   }
 
-  /** Make `name` the active member and keep every other member out for `ms` (maintenance). */
+  /**
+   * Make `name` the active member of this isolate and keep every other member out for `ms`
+   * (maintenance). Throws `MemberUnavailableError` for a member known to be out.
+   */
   forceActiveMember(name: string, ms: number): void {
-    this.#requireMember('forceActiveMember', name);
+    const record = this.#requireMember('forceActiveMember', name);
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
       throw new ConfigError('forceActiveMember.ms', 'must be a positive number');
     }
+    this.#requireIn(record);
     this.#switchTo(name, this.#core.now() + ms);
   }
+
+  /**
+   * Pub/sub is a long-lived stream from one member: it cannot fail over, and `@upstash/redis`
+   * would report its failure to an `error` listener only (without one, nothing ever arrives).
+   */
+  override subscribe: Redis['subscribe'] = () => {
+    throw new FailoverError(
+      'Pub/sub does not go through the failover client: subscribe with a plain @upstash/redis ' +
+        `Redis({ url, token }) of one member, e.g. "${this.activeMember()}" (activeMember())`,
+    );
+  };
+  override psubscribe: Redis['psubscribe'] = this.subscribe;
 
   addMember(member: MemberConfig): void {
     const core = this.#core;
@@ -210,12 +230,21 @@ export class FailoverRedis extends Redis {
     return record;
   }
 
+  /** Like Jedis and redis-py, no manual switch to a member known to be out. */
+  #requireIn(record: MemberRecord): void {
+    if (isOut(record)) {
+      const why = record.circuit.open ? 'its circuit is open' : 'a health check reported it down';
+      throw new MemberUnavailableError(record.member.name, why);
+    }
+  }
+
   #switchTo(name: string, until: number): void {
     const core = this.#core;
     const store = core.store;
     const now = core.now();
     const from = store.active;
     store.forced = until > now ? { name, until } : undefined;
+    store.manual = until > now ? undefined : { name, at: now };
     if (from === name) return;
     const event = store.setActive(name, 'forced', now);
     if (event) core.emitter.emit('switch', { ...event });

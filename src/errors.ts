@@ -36,6 +36,21 @@ export class MemberConfigError extends FailoverError {
 }
 
 /**
+ * `setActiveMember` / `forceActiveMember` to a member known to be out: its circuit is open or a
+ * health check reported it down (Jedis: `JedisValidationException`; redis-py:
+ * `NoValidDatabaseException`). A member not checked yet is not refused.
+ */
+export class MemberUnavailableError extends FailoverError {
+  override name = 'MemberUnavailableError';
+  constructor(
+    readonly member: string,
+    why: string,
+  ) {
+    super(`Member "${member}" is out: ${why}`);
+  }
+}
+
+/**
  * A non-idempotent write may or may not have run on `member` (it timed out or the connection
  * broke after sending). Retrying elsewhere could run it twice, so we stop and say so.
  */

@@ -17,6 +17,12 @@ export interface HealthEvent {
   previous: HealthStatus;
   /** What was observed: `request`, `circuit`, `probe`, or a probe's error code. */
   reason: string;
+  /**
+   * Behind its replication-lag tolerance (availability API): `true` while it lags, `false` in
+   * the event that it caught up; absent otherwise. A change of lag alone is an event too
+   * (`status` equal to `previous`).
+   */
+  lagging?: boolean;
   at: number;
 }
 

@@ -18,6 +18,7 @@ export {
   FailoverError,
   type MemberAttemptFailure,
   MemberConfigError,
+  MemberUnavailableError,
 } from './errors.js';
 export type {
   FailoverEvents,

@@ -23,6 +23,12 @@ export interface MemberView {
   healthySince?: number;
   /** Reported behind its replication-lag tolerance: a failover target, not a failback one. */
   lagging?: boolean;
+  /**
+   * Left as the active member because it failed (health check, circuit): not chosen as the
+   * active member again before this time while another usable member is not in grace (Jedis'
+   * and Lettuce's grace period). It stays in the order: request failover still tries it.
+   */
+  graceUntil?: number;
 }
 
 /** Where the request comes from (`request.cf` on Cloudflare); used only with proximity. */
@@ -63,11 +69,21 @@ export interface Selection {
   active: string | undefined;
   /** Set when the active member changes for a reason worth an event. */
   switched?: { from: string | undefined; to: string; reason: SwitchReason };
+  /**
+   * A half-open member that would be a better active member (heavier, or nearer): with health
+   * checks off only a trial request can close its circuit (the requester decides whether to send
+   * one).
+   */
+  trial?: string;
 }
 
 /** A member we would send traffic to first: circuit closed and not reported down. */
 export function isUsable(m: MemberView): boolean {
   return m.phase === 'closed' && m.status !== 'unhealthy';
+}
+
+function inGrace(m: MemberView, now: number): boolean {
+  return m.graceUntil !== undefined && now < m.graceUntil;
 }
 
 /** Healthy, in sync and has stayed so for a whole grace period: fit to fail back to. */
@@ -76,6 +92,7 @@ function isSettled(m: MemberView, now: number, gracePeriodMs: number): boolean {
     isUsable(m) &&
     m.status === 'healthy' &&
     !m.lagging &&
+    !inGrace(m, now) &&
     m.healthySince !== undefined &&
     now - m.healthySince >= gracePeriodMs
   );
@@ -211,7 +228,10 @@ export function selectMembers(input: SelectionInput): Selection {
       }
     }
   } else {
-    const firstUsable = ranked.find(isUsable);
+    // Not back to a member left for failing within its grace period (no flapping between two
+    // members whose health checks alternate), unless every usable member is in one.
+    const firstUsable =
+      ranked.find((m) => isUsable(m) && !inGrace(m, input.now)) ?? ranked.find(isUsable);
     if (firstUsable) {
       next = firstUsable;
       reason = input.active === undefined ? undefined : reasonForLeaving(current);
@@ -233,6 +253,14 @@ export function selectMembers(input: SelectionInput): Selection {
 
   const selection: Selection = { order, active: next?.name };
   if (forcedMember) selection.locked = true;
+  else if (lead) {
+    for (const m of ranked) {
+      if (m.phase === 'half-open' && betterBecause(m, lead, input)) {
+        selection.trial = m.name;
+        break;
+      }
+    }
+  }
   if (next && next.name !== input.active && reason) {
     selection.switched = { from: input.active, to: next.name, reason };
   }

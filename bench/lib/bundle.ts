@@ -52,8 +52,16 @@ export const SAMPLE_WORKER = 'workers/sample/index.ts';
  * (27.1 KB minified), and shortening every message over 30 characters on top of that 10.0 KB.
  * 10 KB is out of reach without moving the design's own features out of `.` and cutting the
  * error messages that name what went wrong.
+ *
+ * Raised from 17 to 18 KB on 2026-11-26 (session 7): a review against Jedis and redis-py found
+ * gaps a migrating user pays for, and closing them took the client from 16.6 to 17.7 KB:
+ * unknown option keys refused with a hint at the intended name (+0.5 KB), a grace period for a
+ * member left for failing, lag changes as health events and a trial read that lets a half-open
+ * member back with health checks off (+0.35 KB), manual switches refused to members known to
+ * be out and held over a shared record, subscribe failing loudly (+0.2 KB), and the gateway's
+ * reason kept in a 'not sent' failure (+0.1 KB).
  */
-export const CORE_BUDGET_GZIP_BYTES = 17 * 1024;
+export const CORE_BUDGET_GZIP_BYTES = 18 * 1024;
 export const CORE_GOAL_GZIP_BYTES = 10 * 1024;
 
 export interface BundleSize {

@@ -12,6 +12,11 @@ export interface SharedMemberHealth {
   checkedAt: number;
   healthySince?: number;
   lagging?: boolean;
+  /**
+   * The publisher left it as the active member for failing: not to lead again before this time
+   * (grace period). Absent in records from older versions: no grace.
+   */
+  graceUntil?: number;
 }
 
 export interface SharedHealth {

@@ -52,6 +52,17 @@ export interface MemberRecord {
   healthySince?: number;
   /** Behind its lag tolerance at the last check (availability API). */
   lagging?: boolean;
+  /**
+   * Left as the active member because it failed (health check, circuit): not made the active
+   * member again before this time while another usable member is not in grace (Jedis' grace
+   * period). Published in the shared record, so isolates and later cron runs keep it.
+   */
+  graceUntil?: number;
+  /**
+   * A trial request (health checks off, half-open circuit) may be in flight until this time:
+   * at most one at a time per member (see `FailoverRequester`).
+   */
+  trialUntil?: number;
   /** The health source for this member is misconfigured (401 from the availability API...). */
   configProblem?: string;
   /** Exponentially weighted moving average of successful attempts' latency. */
@@ -123,6 +134,12 @@ export class HealthStore {
   active: string | undefined;
   activeSince = 0;
   forced: { name: string; until: number } | undefined;
+  /**
+   * The last `setActiveMember` in this isolate: while that member is still the active one and
+   * is not out, it is kept over the shared record's choice for a grace period (as long as
+   * failback waits after a switch).
+   */
+  manual: { name: string; at: number } | undefined;
   readonly switches: SwitchEvent[] = [];
   /**
    * Transports per member and per client setup (token, readYourWrites, cancellation), kept here
@@ -183,8 +200,12 @@ export class HealthStore {
   ): Selection {
     if (this.forced && now >= this.forced.until) this.forced = undefined;
     const shared = this.shared;
-    // The published choice is followed only while the record is fresh.
-    const preferred = shared && now < shared.until ? shared.active : undefined;
+    const manual = this.manual;
+    const chosen = manual && manual.name === this.active && this.records.get(manual.name);
+    const held = !!chosen && now - manual!.at < gracePeriodMs && !isOut(chosen);
+    // The published choice is followed only while the record is fresh, and not over a working
+    // member set by hand here within a grace period (one that fails goes to the record's).
+    const preferred = shared && now < shared.until && !held ? shared.active : undefined;
     const reusable = this.forced === undefined && !(proximity && hints !== undefined);
     if (reusable) {
       const last = this.#reuse(preferred, now);
@@ -202,6 +223,7 @@ export class HealthStore {
         phase,
         healthySince: r.healthySince,
         lagging: r.lagging,
+        graceUntil: r.graceUntil,
       });
       tiers.push(tierOf(r.status, phase));
     }
@@ -217,17 +239,25 @@ export class HealthStore {
       hints,
     });
     if (selection.active !== this.active) {
-      this.setActive(selection.active, selection.switched?.reason, now);
+      const left = this.active === undefined ? undefined : this.records.get(this.active);
+      const reason = selection.switched?.reason;
+      // Left because it failed here (not for a better member, nor by hand): a grace period
+      // before it may lead again, as in Jedis and Lettuce.
+      if (left && isOut(left) && (reason === 'health-check' || reason === 'circuit')) {
+        left.graceUntil = Math.max(left.graceUntil ?? 0, now + gracePeriodMs);
+      }
+      this.setActive(selection.active, reason, now);
     }
-    this.#last =
-      reusable && this.#timeCannotChange()
-        ? {
-            selection: { order: Object.freeze(selection.order) as string[], active: this.active },
-            preferred,
-            members: [...this.records.values()].map((r) => r.member),
-            tiers,
-          }
-        : undefined;
+    this.#last = undefined;
+    if (reusable && this.#timeCannotChange()) {
+      const kept: Selection = {
+        order: Object.freeze(selection.order) as string[],
+        active: this.active,
+      };
+      if (selection.trial !== undefined) kept.trial = selection.trial;
+      const members = [...this.records.values()].map((r) => r.member);
+      this.#last = { selection: kept, preferred, members, tiers };
+    }
     return selection;
   }
 
@@ -293,21 +323,29 @@ export class HealthStore {
     return event;
   }
 
+  /** `lagging`: what a check or a shared record says of its lag (a request says nothing). */
   private setStatus(
     r: MemberRecord,
     status: HealthStatus,
     reason: string,
     now: number,
+    lagging?: boolean,
   ): HealthEvent | undefined {
     const previous = r.status;
+    const wasLagging = r.lagging === true;
+    if (lagging !== undefined) r.lagging = lagging;
     r.checkedAt = now;
     r.statusReason = reason;
     // Failback waits for a whole grace period healthy *and in sync*: a lagging member has no streak.
     if (status !== 'healthy' || r.lagging) r.healthySince = undefined;
     else if (previous !== 'healthy' || r.healthySince === undefined) r.healthySince = now;
     r.status = status;
-    if (previous === status) return undefined;
-    return { member: r.member.name, status, previous, reason, at: now };
+    const lagChanged = wasLagging !== (r.lagging === true);
+    if (previous === status && !lagChanged) return undefined;
+    const event: HealthEvent = { member: r.member.name, status, previous, reason, at: now };
+    // Lagging, or just caught up: said in the event (a change of lag alone is one too).
+    if (r.lagging || lagChanged) event.lagging = r.lagging === true;
+    return event;
   }
 
   /** The member answered (a command error is an answer too). */
@@ -386,13 +424,18 @@ export class HealthStore {
     if (!r) return undefined;
     r.configProblem = verdict.configProblem;
     if (verdict.refused) return undefined;
-    r.lagging = verdict.lagging === true;
     const { healthy, reason } = verdict;
     if (circuitPhase(r.circuit, now) === 'half-open') {
       r.circuit = (healthy ? recordSuccess : tripCircuit)(r.circuit, settings, now);
     }
     if (!healthy) r.lastError = { kind: 'check', message: reason, at: now };
-    return this.setStatus(r, healthy ? 'healthy' : 'unhealthy', reason, now);
+    return this.setStatus(
+      r,
+      healthy ? 'healthy' : 'unhealthy',
+      reason,
+      now,
+      verdict.lagging === true,
+    );
   }
 
   /** The record the cron helper publishes: every member's health and the chosen active one. */
@@ -408,6 +451,7 @@ export class HealthStore {
         reason: r.statusReason,
         healthySince: r.healthySince,
         lagging: r.lagging || undefined,
+        graceUntil: (r.graceUntil ?? 0) > now ? r.graceUntil : undefined,
       });
     }
     return compact({
@@ -444,6 +488,11 @@ export class HealthStore {
         keptLocal.push(name);
         continue;
       }
+      // A grace period the publisher started (it left the member for failing) holds here too,
+      // whoever's observation is newer: an isolate deciding alone must not lead with it either.
+      if (typeof remote.graceUntil === 'number') {
+        r.graceUntil = Math.max(r.graceUntil ?? 0, remote.graceUntil);
+      }
       // An observation this isolate made itself after the record's; one it merged from the
       // record before carries the record's own time and is not "local" (else every refresh
       // would re-probe each member the record reports down).
@@ -461,12 +510,12 @@ export class HealthStore {
       }
       if (r.circuit.open) keptLocal.push(name);
       // The record's own check time and healthy streak, not the time of this merge.
-      r.lagging = remote.lagging === true;
       const event = this.setStatus(
         r,
         remote.status,
         remote.reason ?? r.statusReason!,
         remote.checkedAt,
+        remote.lagging === true,
       );
       r.sharedCheckedAt = remote.checkedAt;
       if (remote.status === 'healthy' && !r.lagging) {
@@ -502,7 +551,12 @@ export class HealthStore {
           statusReason: r.statusReason,
           circuit: circuitPhase(circuit, now),
           consecutiveFailures: circuit.consecutiveFailures,
-          graceUntil: circuit.open ? circuit.graceUntil : undefined,
+          // The later of its open circuit's grace period and the one after it was left for failing.
+          graceUntil:
+            Math.max(
+              circuit.open ? circuit.graceUntil! : 0,
+              (r.graceUntil ?? 0) > now ? r.graceUntil! : 0,
+            ) || undefined,
           checkedAt: r.checkedAt,
           healthySince: r.healthySince,
           lagging: r.lagging || undefined,

@@ -3,7 +3,7 @@ import { Redis } from '@upstash/redis';
 import { describe, expect, inject, it } from 'vitest';
 import { resolveOptions } from '../../src/config.js';
 import { healthStoreFor } from '../../src/health/store.js';
-import { createFailoverRedis } from '../../src/index.js';
+import { createFailoverRedis, FailoverError } from '../../src/index.js';
 
 /**
  * The failover client must be a drop-in `Redis`: the same command sequence gives the same
@@ -359,5 +359,52 @@ describe('createFailoverRedis behaves like a plain Redis on one member', () => {
     const snap = failover.snapshot();
     expect(snap.members.map((m) => m.name).sort()).toEqual(['a', 'b', 'c']);
     expect(JSON.stringify(snap)).not.toContain(a.token);
+  });
+});
+
+describe('pub/sub', () => {
+  it('subscribe and psubscribe throw at once, naming what to use instead (never a token or URL)', async () => {
+    const batched = createFailoverRedis({ members, enableAutoPipelining: true });
+    for (const client of [failover, batched, failover.scope()]) {
+      for (const call of [() => client.subscribe('cmd:news'), () => client.psubscribe(['cmd:*'])]) {
+        // Without an `error` listener, @upstash/redis would swallow the failure: nothing ever
+        // arrives and nothing is said. It must fail loudly, where it is called.
+        let error: unknown;
+        try {
+          call();
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(FailoverError);
+        const { message } = error as Error;
+        expect(message).toMatch(/^Pub\/sub does not go through the failover client/);
+        expect(message).toContain('subscribe with a plain @upstash/redis Redis({ url, token })');
+        expect(message).toContain(`"${client.activeMember()}" (activeMember())`);
+        for (const m of members) {
+          expect(message).not.toContain(m.token);
+          expect(message).not.toContain(m.url);
+        }
+      }
+    }
+
+    // What it says works: a plain client for the member activeMember() names, at the URL
+    // snapshot() gives, receives what the failover client publishes.
+    const name = failover.activeMember()!;
+    const url = failover.snapshot().members.find((m) => m.name === name)!.url;
+    const token = members.find((m) => m.name === name)!.token;
+    const subscriber = new Redis({ url, token }).subscribe<string>('cmd:news');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        subscriber.on('subscribe', () => resolve());
+        subscriber.on('error', reject);
+      });
+      const received = new Promise<string>((resolve) => {
+        subscriber.on('message', (m) => resolve(m.message));
+      });
+      await failover.publish('cmd:news', 'hello');
+      expect(await received).toBe('hello');
+    } finally {
+      await subscriber.unsubscribe();
+    }
   });
 });

@@ -7,6 +7,7 @@ import {
   type FailoverOptions,
   type FailureEvent,
   MemberConfigError,
+  MemberUnavailableError,
   resetHealthStores,
   type SwitchEvent,
 } from '../../src/index.js';
@@ -108,7 +109,13 @@ describe('request-scoped failover', () => {
       }
       return fetch(input, init);
     };
-    const { redis } = client({ fetch: recording });
+    // No circuit and no background checks: the hung member is never known to be out, so the
+    // lock below may send traffic to it (a manual switch to a member known to be out is refused).
+    const { redis } = client({
+      fetch: recording,
+      circuit: { consecutiveFailures: false, failureRate: false },
+      health: { enabled: false },
+    });
     await plainOn('b').set('hang:key', 'from-b');
     await plainOn('a').set('hang:key', 'from-a');
     await redis.refreshAll();
@@ -355,6 +362,70 @@ describe('request-scoped failover', () => {
     ]);
   });
 
+  it('with health checks off, a read is the trial that closes a half-open circuit; then traffic fails back', async () => {
+    const { redis, switches, failures } = client({ health: { enabled: false } });
+    await redis.get('fb');
+    expect(redis.activeMember()).toBe('a');
+    await cluster.kill('a');
+    for (let i = 0; i < 5; i++) await redis.get('fb');
+    expect(redis.activeMember()).toBe('b');
+    await cluster.restart('a');
+    failures.length = 0;
+    let failed = 0;
+    const deadline = Date.now() + 6000;
+    let trials = 0;
+    while (redis.activeMember() !== 'a' && Date.now() < deadline) {
+      const scoped = redis.scope();
+      try {
+        await scoped.get('fb');
+        if (scoped.servedBy === 'a' && redis.activeMember() === 'b') {
+          // The trial: it pins nothing, the request's next command goes to the active member.
+          trials += 1;
+          await scoped.get('fb');
+          expect(scoped.servedBy).toBe('b');
+        }
+      } catch {
+        failed += 1;
+      }
+      await sleep(20);
+    }
+    expect(trials).toBe(1);
+    expect(failed).toBe(0);
+    expect(failures).toEqual([]);
+    expect(redis.activeMember()).toBe('a');
+    expect(switches.map((s) => [s.from, s.to, s.reason])).toEqual([
+      ['a', 'b', 'circuit'],
+      ['b', 'a', 'failback'],
+    ]);
+  });
+
+  it('with health checks off, the trial of a member still down: one read per half-open period, failed over; never a write', async () => {
+    const { redis, failures } = client({ health: { enabled: false } });
+    await redis.get('x');
+    await cluster.kill('a');
+    for (let i = 0; i < 5; i++) await redis.get('x');
+    expect(redis.activeMember()).toBe('b');
+    const burst = () =>
+      Promise.all([
+        ...Array.from({ length: 10 }, () => redis.get('x')),
+        redis.incr('trial:counter'),
+      ]);
+    failures.length = 0;
+    await sleep(1100); // a's grace period (1000 ms) is over: half-open
+    await burst();
+    expect(failures.map((f) => [f.member, f.command, f.failedOver])).toEqual([['a', 'get', true]]);
+    // The failed trial opened a's circuit for another grace period: nothing more until then.
+    await burst();
+    expect(failures.length).toBe(1);
+    await sleep(1100);
+    await burst();
+    expect(failures.map((f) => [f.member, f.command])).toEqual([
+      ['a', 'get'],
+      ['a', 'get'],
+    ]);
+    expect(redis.activeMember()).toBe('b');
+  });
+
   it('hedged reads take the first answer when the active member is slow', async () => {
     const { redis } = client({ hedgeAfterMs: 100, timeoutMs: 2000 });
     await plainOn('b').set('hedge:key', 'b');
@@ -543,6 +614,81 @@ describe('controls', () => {
     // Lifting the lock (setActiveMember) lets traffic fail over again.
     redis.setActiveMember('a');
     expect(await redis.get('forced')).toBeNull();
+  });
+
+  /** What a manual control throws, or undefined. */
+  function thrownBy(call: () => void): Error | undefined {
+    try {
+      call();
+    } catch (error) {
+      return error as Error;
+    }
+    return undefined;
+  }
+
+  it('setActiveMember and forceActiveMember refuse a member a health check reported down', async () => {
+    const { redis, switches, failures } = client({ health: { intervalMs: 60_000 } });
+    await redis.set('manual:out', 'v');
+    await cluster.kill('b');
+    await redis.refreshAll(); // a full check: b is known to be down (its circuit never opened)
+    expect(redis.snapshot().members.find((m) => m.name === 'b')).toMatchObject({
+      status: 'unhealthy',
+      circuit: 'closed',
+    });
+    // As Jedis' setActiveDatabase (JedisValidationException) and redis-py's
+    // set_active_database (NoValidDatabaseException): refused, synchronously, nothing changed.
+    for (const call of [
+      () => redis.setActiveMember('b'),
+      () => redis.forceActiveMember('b', 30_000),
+    ]) {
+      const error = thrownBy(call);
+      expect(error).toBeInstanceOf(MemberUnavailableError);
+      expect(error).toMatchObject({ member: 'b' });
+      expect(error!.message).toBe('Member "b" is out: a health check reported it down');
+    }
+    expect(redis.activeMember()).toBe('a');
+    expect(redis.snapshot().forced).toBeUndefined();
+    expect(switches).toEqual([]);
+    // In particular no lock on a dead member: the others still serve.
+    for (let i = 0; i < 3; i++) expect(await redis.get('manual:out')).toBe('v');
+    expect(failures).toEqual([]);
+    // Unknown names keep their own error.
+    expect(() => redis.setActiveMember('zz')).toThrow('no member named "zz"');
+  });
+
+  it('setActiveMember and forceActiveMember refuse a member whose circuit is open here, not one never checked', async () => {
+    const { redis, switches } = client({ health: { enabled: false } });
+    // Nothing checked: every member's state is unknown, which is no reason to refuse.
+    expect(redis.snapshot().members.map((m) => m.status)).toEqual([
+      'unknown',
+      'unknown',
+      'unknown',
+    ]);
+    redis.setActiveMember('c');
+    expect(redis.activeMember()).toBe('c');
+    await cluster.kill('c');
+    for (let i = 0; i < 3; i++) await redis.get('manual:circuit'); // c's circuit opens
+    expect(redis.activeMember()).not.toBe('c');
+    for (const call of [
+      () => redis.setActiveMember('c'),
+      () => redis.forceActiveMember('c', 30_000),
+    ]) {
+      const error = thrownBy(call);
+      expect(error).toBeInstanceOf(MemberUnavailableError);
+      expect(error!.message).toBe('Member "c" is out: its circuit is open');
+      for (const m of cluster.members) {
+        expect(error!.message).not.toContain(m.url);
+        expect(error!.message).not.toContain(m.token);
+      }
+    }
+    expect(switches.map((e) => [e.to, e.reason])).toEqual([
+      ['c', 'forced'],
+      [expect.any(String), 'circuit'],
+    ]);
+    expect(redis.snapshot().forced).toBeUndefined();
+    // Another member is accepted as before.
+    redis.forceActiveMember('b', 30_000);
+    expect(redis.activeMember()).toBe('b');
   });
 
   it('a pinned request leaves its member once a health check reports it down', async () => {

@@ -6,6 +6,7 @@ import {
   type FailoverOptions,
   type FailureEvent,
   type HealthCache,
+  type HealthEvent,
   type MemberConfig,
   MemberConfigError,
   resetHealthStores,
@@ -110,6 +111,59 @@ describe('availability API', () => {
     await traffic(redis, () => redis.activeMember() === 'a');
     expect(redis.activeMember()).toBe('a');
     expect(switches.map((s) => s.reason)).toEqual(['health-check', 'failback']);
+  });
+
+  it('a health source that flaps between two members: one switch, then the third member, not back (grace period)', async () => {
+    const { redis, switches } = client();
+    const down = { status: 503, errorCode: 'bdb_unavailable' };
+    await redis.refreshAll();
+    await cluster.setAvailability('a', down);
+    expect((await redis.refreshAll()).active).toBe('b');
+    await cluster.setAvailability('a', null);
+    await cluster.setAvailability('b', down);
+    // a answers again, but was left for failing a moment ago: Jedis goes to c, so do we.
+    expect((await redis.refreshAll()).active).toBe('c');
+    const scoped = redis.scope();
+    await scoped.set('health:flap', '1');
+    expect(scoped.servedBy).toBe('c');
+    await cluster.setAvailability('a', down);
+    await cluster.setAvailability('b', null);
+    expect((await redis.refreshAll()).active).toBe('c');
+    expect(switches.map((s) => [s.from, s.to, s.reason])).toEqual([
+      ['a', 'b', 'health-check'],
+      ['b', 'c', 'health-check'],
+    ]);
+    // Nothing permanent: a back for a whole grace period (800 ms), after it, fails back.
+    await cluster.setAvailability('a', null);
+    await redis.refreshAll();
+    await sleep(900);
+    expect((await redis.refreshAll()).active).toBe('a');
+  });
+
+  it('a change of lag alone is a health event, with the lag in it', async () => {
+    const { redis } = client();
+    const events: HealthEvent[] = [];
+    redis.on('health', (e) => events.push(e));
+    await redis.refreshAll();
+    events.length = 0;
+    await cluster.setLag('a', 6000);
+    await redis.refreshAll();
+    expect(events).toEqual([
+      expect.objectContaining({
+        member: 'a',
+        status: 'healthy',
+        previous: 'healthy',
+        lagging: true,
+      }),
+    ]);
+    // The lagging active member is kept (a failover target, not a failback one).
+    expect(redis.activeMember()).toBe('a');
+    await redis.refreshAll();
+    expect(events.length).toBe(1);
+    await cluster.setLag('a', 0);
+    await redis.refreshAll();
+    expect(events[1]).toMatchObject({ member: 'a', status: 'healthy', lagging: false });
+    expect(events.length).toBe(2);
   });
 
   it('local: true asks the node-local endpoint API and keeps its error_code', async () => {
@@ -626,6 +680,131 @@ describe('shared health between isolates', () => {
     expect(back.active).toBe('a');
     expect(back.switches).toEqual([
       expect.objectContaining({ from: 'b', to: 'a', reason: 'failback' }),
+    ]);
+  });
+
+  it('cron runs in fresh isolates, and isolates deciding alone, keep the grace period of a member the cron left for failing', async () => {
+    const cache = memoryCache();
+    const options = { gracePeriodMs: 60_000, health: { cache } };
+    const freshCron = async () => {
+      resetHealthStores();
+      return (await client(options).redis.refreshAll()).active;
+    };
+    const down = { status: 503, errorCode: 'bdb_unavailable' };
+    expect(await freshCron()).toBe('a');
+    await cluster.setAvailability('a', down);
+    expect(await freshCron()).toBe('b');
+    await cluster.setAvailability('a', null);
+    // a is up again: published healthy, in its grace period, and the fleet stays on b.
+    expect(await freshCron()).toBe('b');
+    const record = cache.data.values().next().value!;
+    expect(record.members.a).toMatchObject({ status: 'healthy' });
+    expect(record.members.a!.graceUntil).toBeGreaterThan(Date.now());
+    // A serving isolate whose published member fails here decides alone: c, not a.
+    resetHealthStores();
+    const isolate = client(options);
+    await isolate.redis.get('x');
+    expect(isolate.redis.activeMember()).toBe('b');
+    await cluster.kill('b');
+    await traffic(isolate.redis, () => isolate.redis.activeMember() !== 'b', 3000);
+    expect(isolate.switches).toEqual([expect.objectContaining({ from: 'b', to: 'c' })]);
+    await cluster.restart('b');
+    // The health source now says a is up and b is down: only the record tells this cron run
+    // that a was left a moment ago, so the fleet goes to c, not back to a.
+    await cluster.setAvailability('b', down);
+    expect(await freshCron()).toBe('c');
+  });
+
+  /** A serving isolate following a record that names `a`, on `a` after its first request. */
+  async function isolateFollowingA() {
+    const cache = memoryCache();
+    expect((await client({ health: { cache } }).redis.refreshAll()).active).toBe('a');
+    resetHealthStores(); // a serving isolate: its health comes from the record
+    const isolate = client({ health: { cache } });
+    await isolate.redis.get('x');
+    expect(isolate.redis.activeMember()).toBe('a');
+    expect(isolate.redis.snapshot().stats.sharedHits).toBe(1);
+    /** A newer cron run, in another isolate, choosing `active` (`a` again by default). */
+    const republish = (active = 'a') => {
+      const [key, record] = [...cache.data][0]!;
+      cache.data.set(key, { ...record, active, at: Date.now() });
+      return Date.now();
+    };
+    return { ...isolate, republish };
+  }
+
+  /** Reads for `ms`, each in a scope of its own; returns the member that served each. */
+  async function servedFor(
+    redis: { scope(): { get(k: string): Promise<unknown>; servedBy?: string } },
+    ms: number,
+  ) {
+    const served: string[] = [];
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const scoped = redis.scope();
+      await scoped.get('x');
+      served.push(scoped.servedBy!);
+      await sleep(20);
+    }
+    return served;
+  }
+
+  it('setActiveMember in an isolate holds over the shared record for a grace period, then the record leads', async () => {
+    const { redis, switches, republish } = await isolateFollowingA();
+    const setAt = Date.now();
+    redis.setActiveMember('b');
+    // The isolate re-reads the record every 100 ms, and a newer one comes meanwhile: the switch
+    // made here is kept (it used to last one command, then "fail back" to the record's a).
+    const early = await servedFor(redis, 150);
+    const newerAt = republish();
+    const late = await servedFor(redis, 250);
+    expect(Date.now() - setAt).toBeLessThan(800); // still within the grace period
+    expect([...new Set([...early, ...late])]).toEqual(['b']);
+    expect(redis.snapshot().sharedAt).toBeGreaterThanOrEqual(newerAt); // it was merged
+    expect(redis.activeMember()).toBe('b');
+    // Once the grace period (800 ms) is over, the published choice leads again.
+    await traffic(redis, () => redis.activeMember() === 'a', 3000);
+    expect(redis.activeMember()).toBe('a');
+    expect(Date.now() - setAt).toBeGreaterThanOrEqual(800);
+    expect(switches.map((e) => [e.from, e.to, e.reason])).toEqual([
+      ['a', 'b', 'forced'],
+      ['b', 'a', 'failback'],
+    ]);
+  });
+
+  it("a member set by hand that fails hands over to the record's choice at once", async () => {
+    const { redis, switches, republish } = await isolateFollowingA();
+    republish('b'); // the fleet was moved to b
+    await traffic(redis, () => redis.activeMember() === 'b', 2000); // this isolate follows
+    expect(redis.activeMember()).toBe('b');
+    redis.setActiveMember('c');
+    await cluster.kill('c');
+    for (let i = 0; i < 3; i++) await redis.get('x'); // c's circuit opens
+    // Straight to b, the record's choice: not to the best-ranked member (a) first, and from
+    // there to the record's one with a second switch.
+    expect(redis.activeMember()).toBe('b');
+    expect(switches.map((e) => [e.from, e.to, e.reason])).toEqual([
+      ['a', 'b', 'health-check'],
+      ['b', 'c', 'forced'],
+      ['c', 'b', 'circuit'],
+    ]);
+  });
+
+  it('forceActiveMember holds over the shared record for its whole duration, then the record leads', async () => {
+    const { redis, switches, republish } = await isolateFollowingA();
+    const forcedAt = Date.now();
+    redis.forceActiveMember('c', 800);
+    const early = await servedFor(redis, 200);
+    republish();
+    const late = await servedFor(redis, 200);
+    expect(Date.now() - forcedAt).toBeLessThan(800);
+    expect([...new Set([...early, ...late])]).toEqual(['c']);
+    await traffic(redis, () => redis.activeMember() === 'a', 3000);
+    expect(redis.activeMember()).toBe('a');
+    expect(Date.now() - forcedAt).toBeGreaterThanOrEqual(800);
+    expect(switches.map((e) => [e.from, e.to, e.reason])).toEqual([
+      ['a', 'c', 'forced'],
+      ['c', 'a', 'failback'],
     ]);
   });
 

@@ -87,6 +87,7 @@ describe('credentials stay with their own member', () => {
       fetch: recordingFetch(log),
       timeoutMs: 800,
       hedgeAfterMs: 1,
+      gracePeriodMs: 300,
       health: { intervalMs: 100, probeTimeoutMs: 500 },
     });
     await redis.set('sec:cred', 'v');
@@ -102,6 +103,10 @@ describe('credentials stay with their own member', () => {
     await redis.set('sec:after', 'b');
     await redis.refreshAll();
     await cluster.restart('a');
+    // Back: its circuit's grace period over, a check closes it (a manual switch to a member
+    // known to be out is refused).
+    await new Promise((r) => setTimeout(r, 400));
+    await redis.refreshAll();
     redis.setActiveMember('a');
     await redis.get('sec:cred');
     await redis.refreshAll();

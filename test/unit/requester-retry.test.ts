@@ -253,3 +253,69 @@ describe('hedged reads', () => {
     expect(calls).toEqual(['a']); // nothing failed: no hedge to c, which is out
   });
 });
+
+describe('trial of a half-open member (health checks off)', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /**
+   * a (weight 2) lost three replies in a row (circuit open, b active), and its grace period is
+   * over: half-open, and nothing but a trial request can close its circuit.
+   */
+  async function halfOpenA(a: Handler, extra: { hedgeAfterMs?: number } = {}) {
+    let aHandler: Handler = () => reset();
+    const { fetch, calls } = fakeFetch({
+      a: (body, init) => aHandler(body, init),
+      b: () => json({ result: b64('b') }),
+    });
+    const { redis, failures } = client(fetch, { timeoutMs: 500, ...extra });
+    for (let i = 0; i < 3; i++) await redis.get('k');
+    expect(redis.activeMember()).toBe('b');
+    skew += 60_000; // the default grace period
+    aHandler = a;
+    calls.length = 0;
+    failures.length = 0;
+    return { redis, failures, calls };
+  }
+
+  it('reads only: a write, even an idempotent one, is no trial', async () => {
+    const { redis, calls } = await halfOpenA(() => json({ result: b64('a') }));
+    await redis.set('k', 'v');
+    await redis.incr('n');
+    expect(calls).toEqual(['b', 'b']);
+    expect(await redis.get('k')).toBe('a');
+    expect(calls).toEqual(['b', 'b', 'a']);
+    expect(redis.snapshot().members.find((m) => m.name === 'a')!.circuit).toBe('closed');
+  });
+
+  it('a trial refused for its token does not fail the read, and is not tried again for a grace period', async () => {
+    const { redis, failures, calls } = await halfOpenA(
+      () => new Response(JSON.stringify({ error: 'WRONGPASS' }), { status: 401 }),
+    );
+    expect(await redis.get('k')).toBe('b');
+    expect(failures.map((f) => [f.member, f.kind, f.failedOver])).toEqual([['a', 'config', true]]);
+    skew += 1000;
+    expect(await redis.get('k')).toBe('b');
+    expect(calls).toEqual(['a', 'b', 'b']);
+  });
+
+  it('not when the call cannot afford a full attempt on the active member after it', async () => {
+    const { redis, calls } = await halfOpenA(() => json({ result: b64('a') }));
+    expect(await redis.scope({ deadlineMs: 900 }).get('k')).toBe('b');
+    expect(calls).toEqual(['b']);
+    expect(await redis.scope({ deadlineMs: 1000 }).get('k')).toBe('a');
+  });
+
+  it('a slow trial in a hedged read: the hedge to the active member answers, and the scope stays on it', async () => {
+    const { redis, calls } = await halfOpenA(
+      async () => {
+        await sleep(300);
+        return json({ result: b64('a') });
+      },
+      { hedgeAfterMs: 30 },
+    );
+    const scoped = redis.scope();
+    expect(await scoped.get('k')).toBe('b');
+    expect(calls).toEqual(['a', 'b']);
+    expect(scoped.pinnedMember).toBe('b');
+  });
+});

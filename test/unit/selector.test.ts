@@ -315,3 +315,131 @@ describe('no flapping (property)', () => {
     );
   });
 });
+
+describe('grace period after leaving a member that failed', () => {
+  it('does not lead again with a member left for failing within its grace period (Jedis: "prevents flapping")', () => {
+    const members = [
+      view('a', 3, { status: 'healthy', healthySince: 0, graceUntil: 11_000 }),
+      view('b', 2, { status: 'unhealthy' }),
+      view('c', 1, { status: 'healthy', healthySince: 0 }),
+    ];
+    const s = selectMembers(input(members, { active: 'b' }));
+    expect(s.active).toBe('c');
+    expect(s.switched).toEqual({ from: 'b', to: 'c', reason: 'health-check' });
+    // Still a failover target within the request: every member is listed.
+    expect(s.order).toEqual(['c', 'a', 'b']);
+    // Once its grace period is over, it is the best usable member again.
+    expect(selectMembers(input(members, { active: 'b', now: 11_000 })).active).toBe('a');
+    // Every usable member in a grace period: the best of them, never none.
+    members[2]!.graceUntil = 12_000;
+    expect(selectMembers(input(members, { active: 'b' }))).toMatchObject({
+      active: 'a',
+      order: ['a', 'c', 'b'],
+    });
+  });
+
+  it('does not fail back to a member in its grace period, however long it has been healthy', () => {
+    const members = [
+      view('a', 2, { status: 'healthy', healthySince: 0, graceUntil: 11_000 }),
+      view('b', 1, { status: 'healthy', healthySince: 0 }),
+    ];
+    expect(selectMembers(input(members, { active: 'b' })).active).toBe('b');
+    const back = selectMembers(input(members, { active: 'b', now: 11_000 }));
+    expect(back.switched).toEqual({ from: 'b', to: 'a', reason: 'failback' });
+  });
+});
+
+describe('trial of a half-open member', () => {
+  it('names a half-open member better than the active one (heavier, or nearer with proximity)', () => {
+    const halfOpen = { phase: 'half-open' as const, status: 'unhealthy' as const };
+    const healthy = { status: 'healthy' as const, healthySince: 0 };
+    const heavier = [view('a', 2, halfOpen), view('b', 1, healthy)];
+    const s = selectMembers(input(heavier, { active: 'b' }));
+    expect(s).toMatchObject({ active: 'b', order: ['b', 'a'], trial: 'a' });
+    // Not a lighter one, nor one still open, nor while a member is forced.
+    expect(
+      selectMembers(input([view('a', 1, halfOpen), view('b', 2, healthy)], { active: 'b' })).trial,
+    ).toBeUndefined();
+    const open = [view('a', 2, { ...halfOpen, phase: 'open' }), view('b', 1, healthy)];
+    expect(selectMembers(input(open, { active: 'b' })).trial).toBeUndefined();
+    const forced = { name: 'b', until: 20_000 };
+    expect(selectMembers(input(heavier, { active: 'b', forced })).trial).toBeUndefined();
+    // With proximity the nearer member, whatever its weight.
+    const near = [
+      view('eu', 1, { ...halfOpen, location: { colos: ['FRA'] } }),
+      view('us', 2, { ...healthy, location: { colos: ['IAD'] } }),
+    ];
+    const hints = { colo: 'FRA' };
+    expect(selectMembers(input(near, { active: 'us', proximity: true, hints })).trial).toBe('eu');
+    expect(selectMembers(input(near, { active: 'us', hints })).trial).toBeUndefined();
+  });
+});
+
+describe('no flapping between members whose health checks alternate (property)', () => {
+  const settings: CircuitSettings = {
+    consecutive: { threshold: 3 },
+    rate: false,
+    gracePeriodMs: 5000,
+  };
+  const members: ResolvedMember[] = ['a', 'b', 'c'].map((name, i) => ({
+    name,
+    url: `http://127.0.0.1:${i + 1}`,
+    token: 't',
+    weight: 3 - i,
+  }));
+
+  it('a member left for failing leads again only a grace period later (c, always up, is there), and at most about three switches per grace period', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            dt: fc.integer({ min: 1, max: 2000 }),
+            aUp: fc.boolean(),
+            bUp: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 400 },
+        ),
+        (steps) => {
+          const store = new HealthStore('k', members);
+          let now = 0;
+          let switches = 0;
+          let nextCheck = 0;
+          const leftAt: Record<string, number> = {};
+          for (const step of steps) {
+            now += step.dt;
+            const up: Record<string, boolean> = { a: step.aUp, b: step.bUp, c: true };
+            if (now >= nextCheck) {
+              nextCheck = now + 1000;
+              for (const m of ['a', 'b', 'c']) {
+                store.recordCheck(m, { healthy: up[m]!, reason: 'probe' }, settings, now);
+              }
+            }
+            const sel = store.select(undefined, false, settings.gracePeriodMs, now);
+            const sw = sel.switched;
+            if (sw) {
+              switches += 1;
+              const since = now - (leftAt[sw.to] ?? Number.NEGATIVE_INFINITY);
+              expect(since).toBeGreaterThanOrEqual(settings.gracePeriodMs);
+              if (sw.from && (sw.reason === 'health-check' || sw.reason === 'circuit')) {
+                leftAt[sw.from] = now;
+              }
+            }
+            // The request goes down the order until a member that is up answers.
+            for (const m of sel.order) {
+              if (up[m]) {
+                store.recordSuccess(m, 1, settings, 'request', now);
+                break;
+              }
+              store.recordFailure(m, 'not-sent', 'down', settings, now);
+            }
+          }
+          // A failback needs a grace period since the last switch; between two, at most two
+          // failovers (each member left for failing is out of the running for a grace period).
+          const bound = 3 * Math.ceil(now / settings.gracePeriodMs) + 3;
+          expect(switches).toBeLessThanOrEqual(bound);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

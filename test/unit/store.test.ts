@@ -190,6 +190,7 @@ describe('selection reuse', () => {
         phase: circuitPhase(r.circuit, now),
         healthySince: r.healthySince,
         lagging: r.lagging,
+        graceUntil: r.graceUntil,
       })),
       active: store.active,
       activeSince: store.activeSince,
@@ -332,10 +333,16 @@ describe('selection reuse', () => {
               const hints = s.near ? { colo: 'FRA' } : undefined;
               const expected = fromScratch(store, hints, s.proximity, s.grace, now);
               const got = store.select(hints, s.proximity, s.grace, now);
-              expect({ order: [...got.order], active: got.active, locked: got.locked }).toEqual({
+              expect({
+                order: [...got.order],
+                active: got.active,
+                locked: got.locked,
+                trial: got.trial,
+              }).toEqual({
                 order: expected.order,
                 active: expected.active,
                 locked: expected.locked,
+                trial: expected.trial,
               });
               expect(got.switched).toEqual(expected.switched);
               break;
@@ -410,5 +417,132 @@ describe('selection reuse', () => {
     expect(after.order).not.toBe(first.order);
     expect(after.order).toEqual(['a', 'b']);
     expect(Object.isFrozen(after.order)).toBe(true);
+  });
+});
+
+describe('grace period of a member left for failing', () => {
+  /** a (3), b (2), c (1), all healthy, a active. */
+  function threeHealthy(): HealthStore {
+    const store = storeOf(members([{ weight: 3 }, { weight: 2 }, { weight: 1 }]));
+    for (const m of ['a', 'b', 'c']) store.recordCheck(m, healthy, circuit, 0);
+    expect(store.select(undefined, false, 1000, 10).active).toBe('a');
+    return store;
+  }
+  const down = { healthy: false, reason: 'bdb_unavailable' };
+
+  it('a health source that flaps between two members moves traffic once, then to the third', () => {
+    const store = threeHealthy();
+    store.recordCheck('a', down, circuit, 100);
+    expect(store.select(undefined, false, 1000, 100).switched).toMatchObject({ to: 'b' });
+    expect(store.records.get('a')!.graceUntil).toBe(1100);
+    store.recordCheck('a', healthy, circuit, 200);
+    store.recordCheck('b', down, circuit, 200);
+    // a answers again, but it was left for failing 100 ms ago: not back to it, on to c.
+    const away = store.select(undefined, false, 1000, 200);
+    expect(away.switched).toEqual({ from: 'b', to: 'c', reason: 'health-check' });
+    expect(away.order).toEqual(['c', 'a', 'b']);
+    // c works: the flapping of a and b no longer moves anything.
+    store.recordCheck('a', down, circuit, 300);
+    store.recordCheck('b', healthy, circuit, 300);
+    expect(store.select(undefined, false, 1000, 300).switched).toBeUndefined();
+    // c fails too while a and b are both in their grace periods: the best of them, never none.
+    store.recordCheck('a', healthy, circuit, 400);
+    store.recordCheck('c', down, circuit, 400);
+    expect(store.select(undefined, false, 1000, 400).switched).toEqual({
+      from: 'c',
+      to: 'a',
+      reason: 'health-check',
+    });
+  });
+
+  it('leaving for an open circuit starts one too; a failback or a switch by hand does not', () => {
+    const store = threeHealthy();
+    for (let i = 0; i < 3; i++) store.recordFailure('a', 'not-sent', 'refused', circuit, 100);
+    expect(store.select(undefined, false, 1000, 100).switched?.reason).toBe('circuit');
+    expect(store.records.get('a')!.graceUntil).toBe(1100);
+    store.recordCheck('a', healthy, circuit, 1100); // half-open, a passing check closes it
+    const back = store.select(undefined, false, 1000, 2100);
+    expect(back.switched).toEqual({ from: 'b', to: 'a', reason: 'failback' });
+    expect(store.records.get('b')!.graceUntil).toBeUndefined();
+    store.setActive('c', 'forced', 2200);
+    expect(store.records.get('a')!.graceUntil).toBe(1100);
+  });
+
+  it('is published, and a cron run in a fresh isolate keeps it; a record without it means none', () => {
+    const store = threeHealthy();
+    store.recordCheck('a', down, circuit, 100);
+    store.select(undefined, false, 1000, 100);
+    const record = store.toShared(150);
+    expect(record.members.a!.graceUntil).toBe(1100);
+    expect(record.members.b!.graceUntil).toBeUndefined();
+    // The next run, elsewhere: a answers again and b is down.
+    const next = storeOf(members([{ weight: 3 }, { weight: 2 }, { weight: 1 }]));
+    next.applyShared(record, 1000, 200);
+    next.setActive(record.active, undefined, record.activeSince!);
+    next.shared = undefined;
+    next.recordCheck('a', healthy, circuit, 200);
+    next.recordCheck('b', down, circuit, 200);
+    next.recordCheck('c', healthy, circuit, 200);
+    expect(next.select(undefined, false, 1000, 200).active).toBe('c');
+    // A record published before this field existed: no grace period.
+    const old = structuredClone(record);
+    delete old.members.a!.graceUntil;
+    const legacy = storeOf(members([{ weight: 3 }, { weight: 2 }, { weight: 1 }]));
+    legacy.applyShared(old, 1000, 200);
+    expect(legacy.records.get('a')!.graceUntil).toBeUndefined();
+  });
+
+  it('shows in the snapshot', () => {
+    const store = threeHealthy();
+    store.recordCheck('a', down, circuit, 100);
+    store.select(undefined, false, 1000, 100);
+    expect(store.snapshot(200).members.find((m) => m.name === 'a')!.graceUntil).toBe(1100);
+    expect(store.snapshot(1100).members.find((m) => m.name === 'a')!.graceUntil).toBeUndefined();
+  });
+});
+
+describe('lag events', () => {
+  it('a change of lag alone is a health event, with the lag in it', () => {
+    const store = storeOf();
+    expect(store.recordCheck('a', healthy, circuit, 100)).toMatchObject({ status: 'healthy' });
+    expect(store.recordCheck('a', healthy, circuit, 200)).toBeUndefined();
+    expect(store.recordCheck('a', lagging, circuit, 300)).toEqual({
+      member: 'a',
+      status: 'healthy',
+      previous: 'healthy',
+      reason: 'lagging (bdb_lag)',
+      lagging: true,
+      at: 300,
+    });
+    expect(store.recordCheck('a', lagging, circuit, 400)).toBeUndefined();
+    // an answer to a request says nothing about lag
+    expect(store.recordSuccess('a', 5, circuit, 'request', 450)).toBeUndefined();
+    expect(store.recordCheck('a', healthy, circuit, 500)).toMatchObject({
+      status: 'healthy',
+      previous: 'healthy',
+      lagging: false,
+    });
+    expect(store.recordCheck('a', healthy, circuit, 600)).toBeUndefined();
+  });
+
+  it('from the shared record too', () => {
+    const store = storeOf();
+    const at = 1000;
+    const shared: SharedHealth = {
+      version: 1,
+      key: store.key,
+      at,
+      members: {
+        a: { status: 'healthy', lagging: true, checkedAt: at },
+        b: { status: 'healthy', checkedAt: at },
+      },
+    };
+    const { events } = store.applyShared(shared, 120_000, at);
+    expect(events.find((e) => e.member === 'a')).toMatchObject({
+      status: 'healthy',
+      lagging: true,
+      reason: 'shared',
+    });
+    expect(events.find((e) => e.member === 'b')!.lagging).toBeUndefined();
   });
 });
