@@ -290,25 +290,33 @@ function oneOf<T extends string>(
  * Jedis / redis-py option names and what we have instead. An unknown key, lower-cased and
  * without `_`, gets the first entry whose name it contains, unless it matched one of the
  * options of its own object that way (which also turns `gracePeriod` into `gracePeriodMs`).
+ * Whole anchor names, not words: `retryDelay` or `readPolicy` are no probe settings.
  */
 const FAILBACK = 'failback follows gracePeriodMs and cannot be switched off';
 const ANCHORS: Record<string, string> = {
   failback: FAILBACK, // failbackSupported, failbackCheckInterval
   autofallback: FAILBACK, // auto_fallback_interval (not fallbackExceptionList)
   retryonfailover: 'requestFailover',
-  attempts: 'deadlineMs', // maxNumFailoverAttempts, delayInBetweenFailoverAttempts, maxAttempts
+  failoverattempts: 'deadlineMs', // maxNumFailoverAttempts, delayInBetweenFailoverAttempts
+  maxattempts: 'deadlineMs',
   failoverdelay: 'deadlineMs',
-  delay: 'health.probeDelayMs', // delayInBetweenProbes, health_check_delay
-  probes: 'health.probes', // numProbes, health_check_probes
-  interval: 'health.intervalMs', // interval, health_check_interval
+  delayinbetweenprobes: 'health.probeDelayMs',
+  checkdelay: 'health.probeDelayMs', // health_check_delay
+  numprobes: 'health.probes',
+  checkprobes: 'health.probes', // healthCheckProbes, health_check_probes
+  checkinterval: 'health.intervalMs', // healthCheckInterval, health_check_interval
   checktimeout: 'health.probeTimeoutMs',
-  init: 'health.initialization', // initializationPolicy, initial_health_check_policy
-  policy: 'health.policy',
+  initializationpolicy: 'health.initialization',
+  initialhealthcheck: 'health.initialization', // initial_health_check_policy
+  checkpolicy: 'health.policy', // health_check_policy
+  probingpolicy: 'health.policy',
   minnum: 'circuit.failureRate.minimumFailures', // minNumOfFailures, min_num_failures
-  threshold: 'circuit.failureRate.threshold', // failureRateThreshold
-  window: 'circuit.failureRate.windowMs', // slidingWindowSize, failures_detection_window
+  failureratethreshold: 'circuit.failureRate.threshold',
+  slidingwindow: 'circuit.failureRate.windowMs', // slidingWindowSize
+  detectionwindow: 'circuit.failureRate.windowMs', // failures_detection_window
   grace: 'gracePeriodMs', // grace_period (a member's, in redis-py)
-  lag: 'members[].availability.lagToleranceMs', // lagAwareTolerance, availabilityLagTolerance
+  lagaware: 'members[].availability.lagToleranceMs', // lagAwareTolerance
+  lagtolerance: 'members[].availability.lagToleranceMs', // availabilityLagTolerance
 };
 
 /** A key as compared: `timeoutMS`, `timeout` and `timeout_ms` all match `timeoutMs`. */
@@ -530,7 +538,7 @@ export function checkProbeSource(field: string, m: ResolvedMember, health: Resol
 
 export function resolveOptions(options: FailoverOptions): ResolvedOptions {
   const o = obj<FailoverOptions>('options', options);
-  if (o.on !== undefined) known('on.', obj('on', o.on), 'switch health failure');
+  if (o.on != null) known('on.', obj('on', o.on), 'switch health failure');
   const allowInsecureHttp = o.allowInsecureHttp === true;
   if (!Array.isArray(o.members) || o.members.length === 0) {
     mustBe('members', 'a non-empty array');

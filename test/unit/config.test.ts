@@ -449,6 +449,25 @@ describe('unknown options', () => {
     expect(refusal({ retry: { maxAttempts: 3 } }).message).toBe(
       'Invalid option retry: is not an option',
     );
+    // Words that only share a part with an anchor's name get no wrong guess.
+    for (const key of [
+      'retryDelay',
+      'readPolicy',
+      'retryPolicy',
+      'latencyThreshold',
+      'featureFlags',
+    ]) {
+      expect(refusal({ [key]: 1 }).message).toBe(`Invalid option ${key}: is not an option`);
+    }
+  });
+
+  it('takes `on: null` as no listeners', () => {
+    expect(() =>
+      createFailoverRedis({
+        members: [{ name: 'a', url: 'https://a.example', token: 't' }],
+        on: null as never,
+      }),
+    ).not.toThrow();
   });
 
   it('refuses the options a Jedis / redis-py user would write instead of keeping the defaults', () => {
