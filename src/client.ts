@@ -3,6 +3,7 @@
  * scripts) whose requests go through the failover requester, plus the controls of design 4.6/4.7.
  */
 import { Redis } from '@upstash/redis';
+import { circuitPhase } from './circuit.js';
 import {
   checkProbeSource,
   type FailoverOptions,
@@ -13,7 +14,7 @@ import {
 import { ConfigError, FailoverError, MemberUnavailableError } from './errors.js';
 import { Emitter, type FailoverEvents, type FailoverListener } from './events.js';
 import { fnv1a } from './health/shared.js';
-import { healthStoreFor, isOut, type MemberRecord, type StoreSnapshot } from './health/store.js';
+import { healthStoreFor, type MemberRecord, type StoreSnapshot } from './health/store.js';
 import { FailoverCore, FailoverRequester, type RequestScope } from './requester.js';
 import type { RequestHints } from './selector.js';
 
@@ -230,10 +231,15 @@ export class FailoverRedis extends Redis {
     return record;
   }
 
-  /** Like Jedis and redis-py, no manual switch to a member known to be out. */
+  /**
+   * Like Jedis and redis-py, no manual switch to a member known to be out: its circuit open, or
+   * a health check saw it down. Not a half-open one: its grace period is over, traffic may try
+   * it (with health checks off nothing else would), and forcing it is how an operator says so.
+   */
   #requireIn(record: MemberRecord): void {
-    if (isOut(record)) {
-      const why = record.circuit.open ? 'its circuit is open' : 'a health check reported it down';
+    const open = circuitPhase(record.circuit, this.#core.now()) === 'open';
+    if (open || (record.status === 'unhealthy' && record.statusReason !== 'circuit')) {
+      const why = open ? 'its circuit is open' : 'a health check reported it down';
       throw new MemberUnavailableError(record.member.name, why);
     }
   }

@@ -25,6 +25,7 @@ import {
   publishShared,
   readShared,
 } from './health/checker.js';
+import { pingProbe } from './health/probes.js';
 import { type HealthStore, isOut } from './health/store.js';
 import type { RequestHints } from './selector.js';
 import { classifyBatch, classifyCommand, commandName } from './transport/commands.js';
@@ -227,18 +228,27 @@ export class FailoverCore {
   }
 
   /**
-   * Claims the trial of a half-open member (see `Selection.trial`) for a call that has
-   * `deadlineAt`: at most one trial in flight per member (an attempt ends within `timeoutMs`),
-   * and only when the call can still afford a full attempt on another member after it.
+   * With health checks off nothing probes a member, so one whose circuit went half-open while
+   * another works would never be sent anything and stay out for good. Its trial is a PING in
+   * the background (Jedis validates a failback target with one), never the caller's command: a
+   * member just back may be behind, and a hanging one would hold the call. At most one at a
+   * time per member; a refused token waits a grace period before the next.
    */
-  claimTrial(name: string, deadlineAt: number): boolean {
+  startTrial(name: string, scope: RequestScope): void {
     const r = this.store.records.get(name);
+    const transport = this.transport(name);
     const now = this.now();
-    const { timeoutMs } = this.options;
-    if (!r || now < (r.trialUntil ?? 0) || deadlineAt - now < 2 * timeoutMs) return false;
-    if (!this.transport(name)) return false;
+    if (!r || !transport || now < (r.trialUntil ?? 0)) return;
+    const { timeoutMs, circuit } = this.options;
     r.trialUntil = now + timeoutMs;
-    return true;
+    const ctx = { member: r.member, transport, timeoutMs, uidCache: this.store.uidCache };
+    const done = pingProbe(ctx).then((verdict) => {
+      const refused = verdict.configProblem !== undefined;
+      if (refused) r.trialUntil = this.now() + circuit.gracePeriodMs;
+      const event = this.store.recordCheck(name, { ...verdict, refused }, circuit, this.now());
+      if (event) this.emitter.emit('health', event);
+    });
+    scope.waitUntil?.(done);
   }
 
   /** `timeoutMs`: the attempt's own timeout, less than the option when the deadline cut it. */
@@ -292,8 +302,6 @@ interface Call {
   retrySafe: boolean;
   deadlineAt: number;
   order: string[];
-  /** The half-open member tried first as a trial (health checks off), if any. */
-  trial?: string;
   /** Index in `order` of the next member to try. */
   next: number;
   failures: MemberAttemptFailure[];
@@ -381,18 +389,7 @@ export class FailoverRequester implements Requester {
     }
     if (!locked) ordered = this.pinnedFirst(ordered);
     const only = locked || !o.requestFailover;
-    // With health checks off nothing probes a half-open member, so it would stay half-open while
-    // the active member works: a read (retried on the next member if it fails) is its trial, as
-    // one success in half-open closes a circuit. Not in a scope pinned to its member already.
-    const trial = selection.trial;
-    const tried =
-      trial !== undefined &&
-      !o.health.enabled &&
-      !only &&
-      safety === 'read' &&
-      scope.pinned === undefined &&
-      core.claimTrial(trial, deadlineAt);
-    if (tried) ordered = [trial, ...ordered.filter((m) => m !== trial)];
+    if (selection.trial !== undefined && !o.health.enabled) core.startTrial(selection.trial, scope);
     const call: Call = {
       request,
       label: request.kind === 'command' ? commandName(request.command) : request.kind,
@@ -402,7 +399,6 @@ export class FailoverRequester implements Requester {
       next: 0,
       failures: [],
     };
-    if (tried) call.trial = trial;
     let reply: RestReply | RestReply[] | undefined;
     if (safety === 'read' && o.hedgeAfterMs !== undefined) {
       reply = await this.hedged(call, o.hedgeAfterMs);
@@ -591,22 +587,16 @@ export class FailoverRequester implements Requester {
     if (outcome.kind === 'ok') {
       scope.servedBy = member;
       const kept = scope.pinned;
-      // A trial pins nothing: the scope stays with the active member, which leads after it.
-      const lead = call.order[call.trial === undefined ? 0 : 1];
+      const lead = call.order[0];
       const failed = (name: string | undefined) => call.failures.some((f) => f.member === name);
       // Re-pin when the pinned member failed or was out of this call's lead; not when another
       // member merely won a hedged read from it, nor from the lead on a scope's first command.
-      if (scope.pin && member !== call.trial && (kept !== lead || failed(kept))) {
+      if (scope.pin && (kept !== lead || failed(kept))) {
         scope.pinned = kept === undefined && !failed(lead) && lead !== undefined ? lead : member;
       }
       return outcome.reply;
     }
-    if (outcome.kind === 'config' && member === call.trial) {
-      // A trial refused (a wrong token): the call goes on, the failure event tells, and the
-      // member gets no other trial for a grace period.
-      const record = core.store.records.get(member);
-      if (record) record.trialUntil = core.now() + core.options.circuit.gracePeriodMs;
-    } else if (outcome.kind === 'config') {
+    if (outcome.kind === 'config') {
       this.emitFailure(member, outcome, call.label, false);
       throw new MemberConfigError(member, outcome.status, outcome.error.message, {
         cause: outcome.error,

@@ -71,8 +71,7 @@ export interface Selection {
   switched?: { from: string | undefined; to: string; reason: SwitchReason };
   /**
    * A half-open member that would be a better active member (heavier, or nearer): with health
-   * checks off only a trial request can close its circuit (the requester decides whether to send
-   * one).
+   * checks off only a trial can close its circuit (the requester decides whether to send one).
    */
   trial?: string;
 }

@@ -13,7 +13,10 @@ import { sleep } from './policy.js';
 
 export interface ProbeVerdict {
   healthy: boolean;
-  /** Healthy but replicating behind its lag tolerance: fine to fail over to, not to fail back to. */
+  /**
+   * Behind its lag tolerance (fine to fail over to, not to fail back to), or `false`: in sync.
+   * Absent when the probe cannot see lag (PING, a member down): the last known value stands.
+   */
   lagging?: boolean;
   /** Short reason kept in the health record: `ping`, `available`, an `error_code`, ... */
   reason: string;
@@ -201,7 +204,7 @@ export const availabilityProbe: Probe = async ({
     const lag = await get(
       `${path}?extend_check=lag&availability_lag_tolerance_ms=${a.lagToleranceMs ?? 5000}`,
     );
-    if (lag.ok) return { healthy: true, reason: 'available' };
+    if (lag.ok) return { healthy: true, lagging: false, reason: 'available' };
     if (!unavailable(lag.status)) return problem(lag);
     // Down, or only behind? Ask again without the lag condition. If that question is lost, take
     // the milder answer, lagging: still a failover target (a down member shows on the data path

@@ -59,8 +59,8 @@ export interface MemberRecord {
    */
   graceUntil?: number;
   /**
-   * A trial request (health checks off, half-open circuit) may be in flight until this time:
-   * at most one at a time per member (see `FailoverRequester`).
+   * A trial PING (health checks off, half-open circuit) may be in flight until this time: at
+   * most one at a time per member (see `FailoverCore.startTrial`).
    */
   trialUntil?: number;
   /** The health source for this member is misconfigured (401 from the availability API...). */
@@ -429,13 +429,9 @@ export class HealthStore {
       r.circuit = (healthy ? recordSuccess : tripCircuit)(r.circuit, settings, now);
     }
     if (!healthy) r.lastError = { kind: 'check', message: reason, at: now };
-    return this.setStatus(
-      r,
-      healthy ? 'healthy' : 'unhealthy',
-      reason,
-      now,
-      verdict.lagging === true,
-    );
+    // Only a check that saw the lag says it (the availability API answering): PING, a custom
+    // probe or a member down leave it as it was, so "caught up" is never said without knowing.
+    return this.setStatus(r, healthy ? 'healthy' : 'unhealthy', reason, now, verdict.lagging);
   }
 
   /** The record the cron helper publishes: every member's health and the chosen active one. */

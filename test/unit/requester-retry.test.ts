@@ -259,10 +259,12 @@ describe('trial of a half-open member (health checks off)', () => {
 
   /**
    * a (weight 2) lost three replies in a row (circuit open, b active), and its grace period is
-   * over: half-open, and nothing but a trial request can close its circuit.
+   * over: half-open, and nothing but a trial can close its circuit. `bodies` records what a
+   * is sent from then on.
    */
   async function halfOpenA(a: Handler, extra: { hedgeAfterMs?: number } = {}) {
     let aHandler: Handler = () => reset();
+    const bodies: unknown[] = [];
     const { fetch, calls } = fakeFetch({
       a: (body, init) => aHandler(body, init),
       b: () => json({ result: b64('b') }),
@@ -271,51 +273,82 @@ describe('trial of a half-open member (health checks off)', () => {
     for (let i = 0; i < 3; i++) await redis.get('k');
     expect(redis.activeMember()).toBe('b');
     skew += 60_000; // the default grace period
-    aHandler = a;
+    aHandler = (body, init) => {
+      bodies.push(body);
+      return a(body, init);
+    };
     calls.length = 0;
     failures.length = 0;
-    return { redis, failures, calls };
+    const background: Promise<unknown>[] = [];
+    const scoped = () => redis.scope({ waitUntil: (p) => background.push(p) });
+    const settled = () => Promise.all(background);
+    const circuitOfA = () => redis.snapshot().members.find((m) => m.name === 'a')!.circuit;
+    return { redis, failures, calls, bodies, scoped, settled, circuitOfA };
   }
 
-  it('reads only: a write, even an idempotent one, is no trial', async () => {
-    const { redis, calls } = await halfOpenA(() => json({ result: b64('a') }));
-    await redis.set('k', 'v');
-    await redis.incr('n');
-    expect(calls).toEqual(['b', 'b']);
-    expect(await redis.get('k')).toBe('a');
-    expect(calls).toEqual(['b', 'b', 'a']);
-    expect(redis.snapshot().members.find((m) => m.name === 'a')!.circuit).toBe('closed');
+  it('is a PING beside the call, which the active member serves; its answer closes the circuit', async () => {
+    const t = await halfOpenA(() => json({ result: b64('PONG') }));
+    const scope = t.scoped();
+    // The caller's read is never the trial: a member just back may be behind.
+    expect(await scope.get('k')).toBe('b');
+    expect(scope.servedBy).toBe('b');
+    await t.settled();
+    expect(t.bodies).toEqual([['ping']]);
+    expect(t.circuitOfA()).toBe('closed');
+    expect(t.failures).toEqual([]);
   });
 
-  it('a trial refused for its token does not fail the read, and is not tried again for a grace period', async () => {
-    const { redis, failures, calls } = await halfOpenA(
-      () => new Response(JSON.stringify({ error: 'WRONGPASS' }), { status: 401 }),
-    );
-    expect(await redis.get('k')).toBe('b');
-    expect(failures.map((f) => [f.member, f.kind, f.failedOver])).toEqual([['a', 'config', true]]);
+  it('a write starts it too, and one at a time: concurrent calls send one PING', async () => {
+    const t = await halfOpenA(async () => {
+      await sleep(50);
+      return json({ result: b64('PONG') });
+    });
+    const scope = t.scoped();
+    await Promise.all([scope.incr('n'), scope.get('k'), scope.set('k', 'v')]);
+    await t.settled();
+    expect(t.bodies).toEqual([['ping']]);
+    expect(t.circuitOfA()).toBe('closed');
+  });
+
+  it('a trial that fails opens the circuit for another grace period; no call fails for it', async () => {
+    const t = await halfOpenA(() => reset());
+    expect(await t.scoped().get('k')).toBe('b');
+    await t.settled();
+    expect(t.circuitOfA()).toBe('open');
+    expect(t.failures).toEqual([]);
     skew += 1000;
-    expect(await redis.get('k')).toBe('b');
-    expect(calls).toEqual(['a', 'b', 'b']);
+    await t.scoped().get('k');
+    await t.settled();
+    expect(t.bodies).toHaveLength(1); // still in its new grace period: no second trial
   });
 
-  it('not when the call cannot afford a full attempt on the active member after it', async () => {
-    const { redis, calls } = await halfOpenA(() => json({ result: b64('a') }));
-    expect(await redis.scope({ deadlineMs: 900 }).get('k')).toBe('b');
-    expect(calls).toEqual(['b']);
-    expect(await redis.scope({ deadlineMs: 1000 }).get('k')).toBe('a');
-  });
-
-  it('a slow trial in a hedged read: the hedge to the active member answers, and the scope stays on it', async () => {
-    const { redis, calls } = await halfOpenA(
-      async () => {
-        await sleep(300);
-        return json({ result: b64('a') });
+  it('a hanging member cannot stall a hedged read, and its trial times out as a failure', async () => {
+    const t = await halfOpenA(
+      async (_body, init) => {
+        await new Promise((_resolve, reject) =>
+          init.signal?.addEventListener('abort', () => reject(init.signal!.reason)),
+        );
+        return json({ result: b64('never') });
       },
       { hedgeAfterMs: 30 },
     );
-    const scoped = redis.scope();
-    expect(await scoped.get('k')).toBe('b');
-    expect(calls).toEqual(['a', 'b']);
-    expect(scoped.pinnedMember).toBe('b');
+    const started = Date.now();
+    expect(await t.scoped().get('k')).toBe('b');
+    expect(Date.now() - started).toBeLessThan(400);
+    await t.settled();
+    expect(t.circuitOfA()).toBe('open');
+  });
+
+  it('a trial refused for its token is not a verdict, and waits a grace period before the next', async () => {
+    const t = await halfOpenA(
+      () => new Response(JSON.stringify({ error: 'WRONGPASS' }), { status: 401 }),
+    );
+    expect(await t.scoped().get('k')).toBe('b');
+    await t.settled();
+    expect(t.circuitOfA()).toBe('half-open');
+    skew += 1000;
+    await t.scoped().get('k');
+    await t.settled();
+    expect(t.bodies).toHaveLength(1);
   });
 });

@@ -35,7 +35,7 @@ function storeOf(list = members()): HealthStore {
   return new HealthStore(storeKey(list), list);
 }
 
-const healthy = { healthy: true, reason: 'available' };
+const healthy = { healthy: true, lagging: false, reason: 'available' };
 const lagging = { healthy: true, lagging: true, reason: 'lagging (bdb_lag)' };
 
 describe('healthy streaks', () => {
@@ -523,6 +523,25 @@ describe('lag events', () => {
       lagging: false,
     });
     expect(store.recordCheck('a', healthy, circuit, 600)).toBeUndefined();
+  });
+
+  it('a check that cannot see lag (PING, a member down) never says it caught up', () => {
+    const store = storeOf();
+    store.recordCheck('a', lagging, circuit, 100);
+    // Down: the lag is unknown, and the event says the last known value.
+    expect(
+      store.recordCheck('a', { healthy: false, reason: 'bdb_unavailable' }, circuit, 200),
+    ).toMatchObject({ status: 'unhealthy', lagging: true });
+    // PING fallback (the availability API unreachable): up, lag still unknown; no healthy
+    // streak starts, so no failback to it on PING's word.
+    expect(store.recordCheck('a', { healthy: true, reason: 'ping' }, circuit, 300)).toMatchObject({
+      status: 'healthy',
+      lagging: true,
+    });
+    expect(store.records.get('a')!.healthySince).toBeUndefined();
+    // Only the availability API answering in sync says it caught up.
+    expect(store.recordCheck('a', healthy, circuit, 400)).toMatchObject({ lagging: false });
+    expect(store.records.get('a')!.healthySince).toBe(400);
   });
 
   it('from the shared record too', () => {
