@@ -42,8 +42,11 @@ async function main(): Promise<void> {
 
   const missing = missingPackages();
   if (missing.length > 0) {
+    // Next to the package: in the project (npm install), among the global packages for a
+    // global install (npm install -g), or beside it in npx's temporary install (npx -p).
+    const names = missing.join(' ');
     process.stderr.write(
-      `redis-edge-gateway: needs ${missing.join(', ')} installed next to redis-edge-failover: npm install ${missing.join(' ')}\n`,
+      `redis-edge-gateway: needs ${missing.join(', ')} installed next to redis-edge-failover: npm install ${names} (npm install -g ${names} if it is installed globally; with npx: npx -p redis-edge-failover ${missing.map((m) => `-p ${m}`).join(' ')} redis-edge-gateway)\n`,
     );
     process.exit(1);
   }
