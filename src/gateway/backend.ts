@@ -66,6 +66,7 @@ const NOT_RUN_CODES: Record<string, string> = {
  * script refused that way gets the command error.
  */
 const SCRIPT_COMMANDS = new Set(['EVAL', 'EVALSHA', 'EVAL_RO', 'EVALSHA_RO', 'FCALL', 'FCALL_RO']);
+const WRITE_REFUSALS = new Set(['OOM', 'READONLY', 'NOREPLICAS', 'MISCONF']);
 const REDIS_REFUSALS = new Set([
   'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.',
   'BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.',
@@ -88,11 +89,17 @@ const REDIS_REFUSALS = new Set([
  * it, else undefined. Without `name` the error is known to be Redis' own (a transaction's
  * queueing or EXEC: nothing of the user's ran yet).
  */
-function notRunCode(message: string, name?: string): string | undefined {
+function notRunCode(message: string, name?: string, script?: unknown): string | undefined {
   const code = message.split(' ', 1)[0]!;
   if (!(code in NOT_RUN_CODES)) return undefined;
-  if (name !== undefined && SCRIPT_COMMANDS.has(name.toUpperCase())) {
-    return REDIS_REFUSALS.has(message) ? code : undefined;
+  const upper = name?.toUpperCase();
+  if (upper !== undefined && SCRIPT_COMMANDS.has(upper)) {
+    if (!REDIS_REFUSALS.has(message)) return undefined;
+    // A script without flags meets these only from inside, at its first write, after whatever it
+    // did before (a PUBLISH), and `redis.pcall` passes the exact text on. Only a function or a
+    // script that declares flags (`#!`) gets it before it starts; EVALSHA's script is unseen.
+    const flagged = upper.startsWith('FCALL') || String(script ?? '').startsWith('#!');
+    return WRITE_REFUSALS.has(code) && !flagged ? undefined : code;
   }
   return code;
 }
@@ -273,7 +280,7 @@ export class BackendPool {
       };
     } catch (err) {
       if (!isRedisError(err)) throw this.classify(err, conn);
-      const code = notRunCode(err.message, name);
+      const code = notRunCode(err.message, name, args[0]);
       if (code) throw refused(code);
       return { kind: 'redis-error', message: err.message };
     }
@@ -310,7 +317,9 @@ export class BackendPool {
     const failure = results.find(([err]) => err && !isRedisError(err));
     if (failure) throw this.classify(failure[0], conn);
     if (!atomic) {
-      const codes = results.map(([err], i) => err && notRunCode(err.message, commands[i]![0]));
+      const codes = results.map(
+        ([err], i) => err && notRunCode(err.message, commands[i]![0], commands[i]![1]),
+      );
       if (codes.length > 0 && codes.every(Boolean)) throw refused(codes[0]!);
     }
     return results.map(([err, reply]) =>

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { NOT_SENT_HEADER } from '../transport/types.js';
+import { NOT_SENT_HEADER, REFUSED_HEADER } from '../transport/types.js';
 
 /**
  * CORS for browser clients of the REST API. Only origins in the list (exact match, or `*` for
@@ -25,9 +25,9 @@ const ALLOW_METHODS = 'GET, HEAD, POST, PUT';
 /**
  * Response headers a page may read. `x-redis-edge-sent: 0` on a 503 is how a browser client
  * knows the command never reached Redis; unexposed it reads as null, and a safe failover
- * would become an ambiguous write.
+ * would become an ambiguous write. `x-redis-edge-refused` names why (OOM, LOADING, ...).
  */
-const EXPOSE_HEADERS = ['upstash-sync-token', NOT_SENT_HEADER].join(', ');
+const EXPOSE_HEADERS = ['upstash-sync-token', NOT_SENT_HEADER, REFUSED_HEADER].join(', ');
 
 export function cors(origins: string[]): MiddlewareHandler {
   const anyOrigin = origins.includes('*');

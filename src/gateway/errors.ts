@@ -1,4 +1,4 @@
-import { NOT_SENT_HEADER } from '../transport/types.js';
+import { NOT_SENT_HEADER, REFUSED_HEADER } from '../transport/types.js';
 
 /**
  * Every non-Redis failure the gateway can answer with. Handlers throw these; one place turns
@@ -80,7 +80,7 @@ export const backendRefused = (redisCode: string, why: string): GatewayError =>
     503,
     `backend refused the command without running it (${redisCode}: ${why}); it was not executed`,
     'BACKEND_REFUSED',
-    { [NOT_SENT_HEADER]: '0' },
+    { [NOT_SENT_HEADER]: '0', [REFUSED_HEADER]: redisCode },
   );
 
 /** 502 without the marker: the connection broke after the command was written. */

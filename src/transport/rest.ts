@@ -35,7 +35,7 @@ import type {
   RestReply,
   SendOptions,
 } from './types.js';
-import { NOT_SENT_HEADER } from './types.js';
+import { NOT_SENT_HEADER, REFUSED_HEADER } from './types.js';
 
 export interface RestMember {
   name: string;
@@ -281,27 +281,6 @@ function failed(
   return outcome;
 }
 
-function isNotSent(response: Response): boolean {
-  return response.status === 503 && response.headers.get(NOT_SENT_HEADER) === '0';
-}
-
-/**
- * The gateway's proof that nothing ran; its `{ error }` is kept in the message (capped, and
- * never if it quotes the token) because "Redis is out of memory" and "Redis is unreachable"
- * call for different fixes.
- */
-function notSent(
-  member: string,
-  started: number,
-  reply: RestReply | RestReply[] | undefined,
-  token: string,
-): AttemptOutcome {
-  const said = reply && !Array.isArray(reply) ? reply.error : undefined;
-  const why = typeof said === 'string' && !said.includes(token) ? `: ${said.slice(0, 200)}` : '';
-  const message = `member "${member}" did not run the request (HTTP 503${why})`;
-  return failed(started, member, 'not-sent', 'http-status', message, 503);
-}
-
 /** Statuses decided without reading the body; undefined means "parse the body". */
 function classifyStatus(
   response: Response,
@@ -330,8 +309,17 @@ function classifyStatus(
       `redirected the request (HTTP ${status}); configure the final URL`,
     );
   }
-  // 503 "not sent": the body says why (Redis unreachable, or refusing it: OOM, LOADING, ...).
-  if (status >= 500 && !isNotSent(response)) {
+  if (status === 503 && response.headers.get(NOT_SENT_HEADER) === '0') {
+    // Decided from the headers, the body left unread (it could stall or be huge). The gateway
+    // names Redis' refusal (OOM, LOADING, ...); only a plain code is repeated.
+    const code = response.headers.get(REFUSED_HEADER);
+    const why =
+      code && /^[A-Z]{2,16}$/.test(code)
+        ? `Redis refused it (${code})`
+        : 'its Redis is unreachable';
+    return fail('not-sent', 'http-status', `did not run the request (HTTP 503: ${why})`);
+  }
+  if (status >= 500) {
     return fail(
       'unknown-outcome',
       'http-status',
@@ -563,10 +551,6 @@ class RestTransport implements MemberTransport {
       try {
         text = await untilDone(reading);
       } catch (err) {
-        if (isNotSent(response)) {
-          reading.catch(() => undefined);
-          return notSent(member, started, undefined, this.#token);
-        }
         if (abortedBy !== undefined) {
           reading.catch(() => undefined);
           return this.#aborted(abortedBy, started, timeoutMs, err);
@@ -585,7 +569,6 @@ class RestTransport implements MemberTransport {
       }
 
       const reply = parseReply(request, text);
-      if (isNotSent(response)) return notSent(member, started, reply, this.#token);
       // 2xx: any REST reply. 4xx: only an `{error}`, the command error the caller gets as-is.
       if (reply !== undefined && (status < 300 || isErrorReply(reply))) {
         return { kind: 'ok', reply, status, latencyMs: performance.now() - started };

@@ -56,3 +56,8 @@ export interface MemberTransport {
  * reached Redis; the transport treats such a reply as `not-sent`.
  */
 export const NOT_SENT_HEADER = 'x-redis-edge-sent';
+/**
+ * Beside the not-sent marker when Redis itself refused the command before running it: its error
+ * code (`OOM`, `LOADING`, ...). A full member and an unreachable one call for different fixes.
+ */
+export const REFUSED_HEADER = 'x-redis-edge-refused';

@@ -65,7 +65,7 @@ describe('CORS', () => {
     expect(ok.status).toBe(200);
     expect(ok.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(ok.headers.get('access-control-expose-headers')).toBe(
-      `upstash-sync-token, ${NOT_SENT_HEADER}`,
+      `upstash-sync-token, ${NOT_SENT_HEADER}, x-redis-edge-refused`,
     );
     expect(ok.headers.get('vary')).toMatch(/Origin/);
 

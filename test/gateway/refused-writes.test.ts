@@ -215,6 +215,25 @@ describe.each([OOM, READONLY, NOREPLICAS, MISCONF])(
         expect(error.startsWith(`${scenario.text} script: `), error).toBe(true);
         await waitFor(() => received.length > 0, 5000, 'the script to publish');
         expect(received).toEqual(['ran']);
+
+        // The same with `redis.pcall`, which hands Redis' exact text back: still a command
+        // error (it published first), by EVAL and by EVALSHA, whose script the gateway never sees.
+        const passOn =
+          "redis.call('PUBLISH', 'rw:ch', 'again'); return redis.pcall('INCR', KEYS[1])";
+        const sha = (await post(gw.url, '/', ['SCRIPT', 'LOAD', passOn])).body as {
+          result: string;
+        };
+        for (const command of [
+          ['EVAL', passOn, '1', 'rw:n'],
+          ['EVALSHA', sha.result, '1', 'rw:n'],
+        ]) {
+          const passed = await post(gw.url, '/', command);
+          expect(passed.status, passed.text).toBe(400);
+          expect(passed.headers.get(NOT_SENT_HEADER)).toBeNull();
+          expect(passed.body).toEqual({ error: scenario.text });
+        }
+        await waitFor(() => received.length === 3, 5000, 'both scripts to publish');
+        expect(received).toEqual(['ran', 'again', 'again']);
       } finally {
         subscriber.disconnect();
       }
@@ -292,7 +311,7 @@ describe('failover past a member refusing writes', () => {
         expect(failures).toHaveLength(1);
         expect(failures[0]).toMatchObject({ member: 'a', kind: 'not-sent', failedOver: true });
         // The reason travels to the event: a full member is not an unreachable one.
-        expect(failures[0]!.message).toContain(`(${scenario.code}: `);
+        expect(failures[0]!.message).toContain(`Redis refused it (${scenario.code})`);
         expect(await directA.get('rw:n')).toBe(before);
         expect(await directB.get('rw:n')).toBe('1');
       } finally {

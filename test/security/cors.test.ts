@@ -91,7 +91,8 @@ describe('CORS', () => {
     expect(response.status).toBe(200);
     expect(corsHeaders(response)).toMatchObject({
       'access-control-allow-origin': ALLOWED,
-      'access-control-expose-headers': 'upstash-sync-token, x-redis-edge-sent',
+      'access-control-expose-headers':
+        'upstash-sync-token, x-redis-edge-sent, x-redis-edge-refused',
     });
     expect(corsHeaders(response)['access-control-allow-credentials']).toBeUndefined();
   });
