@@ -165,7 +165,7 @@ export class FailoverRedis extends Redis {
    * `MemberUnavailableError` for a member known to be out.
    */
   setActiveMember(name: string): void {
-    this.#requireIn(this.#requireMember('setActiveMember', name));
+    this.#requireIn(this.#requireMember('setActiveMember', name), false);
     this.#switchTo(name, Number.NEGATIVE_INFINITY);
   }
 
@@ -178,7 +178,7 @@ export class FailoverRedis extends Redis {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
       throw new ConfigError('forceActiveMember.ms', 'must be a positive number');
     }
-    this.#requireIn(record);
+    this.#requireIn(record, true);
     this.#switchTo(name, this.#core.now() + ms);
   }
 
@@ -233,11 +233,13 @@ export class FailoverRedis extends Redis {
 
   /**
    * Like Jedis and redis-py, no manual switch to a member known to be out: its circuit open, or
-   * a health check saw it down. Not a half-open one: its grace period is over, traffic may try
-   * it (with health checks off nothing else would), and forcing it is how an operator says so.
+   * a health check saw it down. `forceActiveMember` may take a half-open one (its grace period
+   * is over): forcing it is how an operator brings it back, and forced traffic is its trial;
+   * `setActiveMember` would not hold it, since the next command leaves a member not usable.
    */
-  #requireIn(record: MemberRecord): void {
-    const open = circuitPhase(record.circuit, this.#core.now()) === 'open';
+  #requireIn(record: MemberRecord, halfOpenToo: boolean): void {
+    const phase = circuitPhase(record.circuit, this.#core.now());
+    const open = phase === 'open' || (!halfOpenToo && phase === 'half-open');
     if (open || (record.status === 'unhealthy' && record.statusReason !== 'circuit')) {
       const why = open ? 'its circuit is open' : 'a health check reported it down';
       throw new MemberUnavailableError(record.member.name, why);

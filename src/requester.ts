@@ -9,6 +9,7 @@
  */
 import type { Requester, UpstashRequest, UpstashResponse } from '@upstash/redis';
 import { errors as upstashErrors } from '@upstash/redis';
+import { circuitPhase } from './circuit.js';
 import type { ResolvedOptions } from './config.js';
 import {
   AllMembersFailedError,
@@ -25,7 +26,6 @@ import {
   publishShared,
   readShared,
 } from './health/checker.js';
-import { pingProbe } from './health/probes.js';
 import { type HealthStore, isOut } from './health/store.js';
 import type { RequestHints } from './selector.js';
 import { classifyBatch, classifyCommand, commandName } from './transport/commands.js';
@@ -232,21 +232,35 @@ export class FailoverCore {
    * another works would never be sent anything and stay out for good. Its trial is a PING in
    * the background (Jedis validates a failback target with one), never the caller's command: a
    * member just back may be behind, and a hanging one would hold the call. At most one at a
-   * time per member; a refused token waits a grace period before the next.
+   * time per member, bounded like a probe; a refused token is reported and waits a grace period.
    */
   startTrial(name: string, scope: RequestScope): void {
     const r = this.store.records.get(name);
     const transport = this.transport(name);
     const now = this.now();
     if (!r || !transport || now < (r.trialUntil ?? 0)) return;
-    const { timeoutMs, circuit } = this.options;
-    r.trialUntil = now + timeoutMs;
-    const ctx = { member: r.member, transport, timeoutMs, uidCache: this.store.uidCache };
-    const done = pingProbe(ctx).then((verdict) => {
-      const refused = verdict.configProblem !== undefined;
-      if (refused) r.trialUntil = this.now() + circuit.gracePeriodMs;
-      const event = this.store.recordCheck(name, { ...verdict, refused }, circuit, this.now());
-      if (event) this.emitter.emit('health', event);
+    const { probeTimeoutMs } = this.options.health;
+    r.trialUntil = now + probeTimeoutMs;
+    const ping: MemberRequest = { kind: 'command', command: ['ping'] };
+    const done = transport.send(ping, { timeoutMs: probeTimeoutMs }).then((outcome) => {
+      const at = this.now();
+      // Only for the record it was sent for, still waiting for a trial: a call that failed over
+      // may have closed its circuit meanwhile, or the member been removed and added again.
+      if (this.store.records.get(name) !== r || circuitPhase(r.circuit, at) !== 'half-open') return;
+      if (outcome.kind === 'config') {
+        r.trialUntil = at + this.options.circuit.gracePeriodMs;
+        const { message } = outcome.error;
+        this.emitter.emit('failure', {
+          member: name,
+          kind: 'config',
+          command: 'ping',
+          message,
+          failedOver: false,
+          at,
+        });
+        return;
+      }
+      this.recordOutcome(name, outcome, probeTimeoutMs);
     });
     scope.waitUntil?.(done);
   }

@@ -78,6 +78,12 @@ export async function checkMember(
       configProblem: verdict.configProblem || decider.configProblem,
     };
   }
+  // Lag only the availability API can see. A plan without it says "in sync", so that a flag
+  // left from elsewhere (an older shared record, another setup) cannot block failback for good;
+  // a PING standing in for a broken availability API leaves the last seen value.
+  if (primary !== availabilityProbe && verdict.lagging === undefined) {
+    verdict = { ...verdict, lagging: false };
+  }
   const refused = !verdict.healthy && decider.configProblem !== undefined;
   const event = store.recordCheck(name, { ...verdict, refused }, deps.circuit, deps.now());
   if (event) deps.emitter.emit('health', event);

@@ -10,6 +10,7 @@ import {
   createFailoverRedis,
   type FailureEvent,
   MemberConfigError,
+  MemberUnavailableError,
   resetHealthStores,
 } from '../../src/index.js';
 
@@ -339,16 +340,72 @@ describe('trial of a half-open member (health checks off)', () => {
     expect(t.circuitOfA()).toBe('open');
   });
 
-  it('a trial refused for its token is not a verdict, and waits a grace period before the next', async () => {
+  it('after a failed trial the member may still be forced back once its grace period is over', async () => {
+    const t = await halfOpenA(() => reset());
+    await t.scoped().get('k');
+    await t.settled();
+    expect(t.circuitOfA()).toBe('open');
+    expect(() => t.redis.forceActiveMember('a', 10_000)).toThrow(MemberUnavailableError);
+    skew += 60_000;
+    expect(t.circuitOfA()).toBe('half-open');
+    // setActiveMember would not hold a member that is not usable; forcing it is the way back.
+    expect(() => t.redis.setActiveMember('a')).toThrow(MemberUnavailableError);
+    t.redis.forceActiveMember('a', 10_000);
+    expect(t.redis.activeMember()).toBe('a');
+  });
+
+  it('a trial refused for its token is no verdict, is reported, and waits a grace period before the next', async () => {
     const t = await halfOpenA(
       () => new Response(JSON.stringify({ error: 'WRONGPASS' }), { status: 401 }),
     );
     expect(await t.scoped().get('k')).toBe('b');
     await t.settled();
     expect(t.circuitOfA()).toBe('half-open');
+    expect(t.failures.map((f) => [f.member, f.kind, f.command])).toEqual([['a', 'config', 'ping']]);
     skew += 1000;
     await t.scoped().get('k');
     await t.settled();
     expect(t.bodies).toHaveLength(1);
+  });
+
+  it('a trial that ends after a call closed the circuit changes nothing', async () => {
+    let bFails = false;
+    const pings: string[] = [];
+    const { fetch } = fakeFetch({
+      a: async (body, init) => {
+        if (JSON.stringify(body) === '["ping"]') {
+          pings.push('ping');
+          // Hangs until its timeout.
+          return new Promise<Response>((_resolve, reject) =>
+            init.signal?.addEventListener('abort', () => reject(init.signal!.reason)),
+          );
+        }
+        return json({ result: b64('a') });
+      },
+      b: () => (bFails ? reset() : json({ result: b64('b') })),
+    });
+    const { redis } = client(fetch, { timeoutMs: 500 });
+    // a's circuit opens (three lost replies, through a client of the same members, which shares
+    // the isolate's health), b leads; a grace period later a is half-open.
+    const aDown = createFailoverRedis({
+      members: [member('a', 2), member('b')],
+      fetch: fakeFetch({ a: () => reset(), b: () => json({ result: b64('b') }) }).fetch,
+      now,
+      cancellation: 'always',
+      health: { enabled: false },
+    });
+    for (let i = 0; i < 3; i++) await aDown.get('k');
+    expect(redis.activeMember()).toBe('b');
+    skew += 60_000;
+    const background: Promise<unknown>[] = [];
+    const scope = () => redis.scope({ waitUntil: (p) => background.push(p) });
+    expect(await scope().get('k')).toBe('b'); // starts the trial, which hangs
+    expect(pings).toHaveLength(1);
+    bFails = true;
+    expect(await scope().get('k')).toBe('a'); // b fails, the call goes to a: its circuit closes
+    const a = () => redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect(a()).toMatchObject({ circuit: 'closed', status: 'healthy' });
+    await Promise.all(background); // the PING times out now
+    expect(a()).toMatchObject({ circuit: 'closed', status: 'healthy' });
   });
 });

@@ -51,6 +51,30 @@ function setup(extra: Partial<FailoverOptions> = {}) {
 }
 
 describe('shared health between isolates', () => {
+  it('a plan that cannot see lag says "in sync": a lagging flag from an older record does not stay', async () => {
+    const { cache, published } = memoryCache();
+    const { clock, options, isolate } = setup({
+      health: { cache, jitter: 0, probe: async () => true },
+    });
+    const cron = isolate();
+    // A record published by a setup with the availability API, which saw a lagging.
+    cron.store.applyShared(
+      {
+        version: 1,
+        key: cron.store.key,
+        at: clock.now,
+        members: { a: { status: 'healthy', lagging: true, checkedAt: clock.now } },
+      },
+      options.health.sharedMaxAgeMs,
+      clock.now,
+    );
+    expect(cron.store.records.get('a')!.lagging).toBe(true);
+    clock.now += 1000;
+    await cron.refreshAll();
+    expect(cron.store.records.get('a')!.lagging).toBe(false);
+    expect(published().members.a!.lagging).toBeUndefined();
+  });
+
   it('an isolate checks a member whose circuit it opened, closes it, and follows the record again', async () => {
     const { data, cache, published } = memoryCache();
     const { clock, isolate } = setup({
