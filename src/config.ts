@@ -312,6 +312,7 @@ const ANCHORS: Record<string, string> = {
   probingpolicy: 'health.policy',
   minnum: 'circuit.failureRate.minimumFailures', // minNumOfFailures, min_num_failures
   failureratethreshold: 'circuit.failureRate.threshold',
+  windowmincalls: 'circuit.failureRate.minimumFailures', // slidingWindowMinCalls
   slidingwindow: 'circuit.failureRate.windowMs', // slidingWindowSize
   detectionwindow: 'circuit.failureRate.windowMs', // failures_detection_window
   grace: 'gracePeriodMs', // grace_period (a member's, in redis-py)

@@ -23,8 +23,9 @@ Options:
   --allow <CMD>                  lift a command from the deny-list (e.g. FLUSHALL, MONITOR);
                                  repeatable or comma-separated
   --max-body-bytes <n>           largest request body (default 10485760)
-  --max-stream-buffer-bytes <n>  events queued for a slow SSE client before it is cut off
-                                 (default 33554432)
+  --max-stream-buffer-bytes <n>  bytes queued for a slow /monitor client before it is cut off
+                                 (default 33554432); /subscribe and /psubscribe stop reading
+                                 Redis instead, whose pubsub output limit then applies
   --pool-size <n>                backend connections (default 4)
   --backend-timeout-ms <n>       answer 504 when Redis takes longer (default 10000)
   --admin-token <token>          enable the /admin fault-injection API   (env REDIS_EDGE_ADMIN_TOKEN)

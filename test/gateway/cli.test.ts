@@ -134,6 +134,9 @@ describe('redis-edge-gateway', () => {
     expect(await started.exited).toBe(0);
     expect(out).toMatch(/^Usage: redis-edge-gateway/);
     expect(out).toContain('--readonly-token');
+    // As src/gateway/sse.ts does: only /monitor is cut off, subscriptions get backpressure.
+    expect(out).toMatch(/--max-stream-buffer-bytes <n> +bytes queued for a slow \/monitor client/);
+    expect(out).toMatch(/\/subscribe and \/psubscribe stop reading\s+Redis instead/);
   });
 
   // Spawning costs ~1 s each: a few representative cases here, the rest in-process below.

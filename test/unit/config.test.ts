@@ -427,6 +427,10 @@ describe('unknown options', () => {
         'circuit.minNumOfFailures: is not an option; did you mean circuit.failureRate.minimumFailures?',
       ],
       [{ min_num_failures: 1000 }, 'did you mean circuit.failureRate.minimumFailures?'],
+      [
+        { circuitBreakerSlidingWindowMinCalls: 10 },
+        'did you mean circuit.failureRate.minimumFailures?',
+      ],
       [{ circuit: { failureRateThreshold: 10 } }, 'did you mean circuit.failureRate.threshold?'],
       [{ initializationPolicy: 'one' }, 'did you mean health.initialization?'],
       [

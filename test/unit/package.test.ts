@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -47,6 +48,8 @@ beforeAll(async () => {
   for (const f of ['package.json', 'README.md', 'LICENSE']) {
     if (existsSync(join(ROOT, f))) copyFileSync(join(ROOT, f), join(dir, f));
   }
+  // The docs the README links to, and whatever else docs/ holds, so the test sees it.
+  cpSync(join(ROOT, 'docs'), join(dir, 'docs'), { recursive: true });
   const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--silent'], {
     cwd: dir,
   });
@@ -64,21 +67,28 @@ function targets(value: string | Record<string, string>): string[] {
 }
 
 describe('npm pack', () => {
-  it('contains only the build output, the README, the license and package.json', () => {
+  it('contains only the build output, the README and the docs it links to, the license and package.json', () => {
     const unexpected = files.filter(
       (f) =>
         !(
           f === 'package.json' ||
           f === 'README.md' ||
           f === 'LICENSE' ||
-          /^dist\/.+\.(js|d\.ts)$/.test(f)
+          /^dist\/.+\.(js|d\.ts)$/.test(f) ||
+          /^docs\/[^/]+\.md$/.test(f)
         ),
     );
     expect(unexpected).toEqual([]);
+    // The README's links to docs/*.md resolve in the installed package.
+    const linked = [
+      ...readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/\]\((docs\/[^)#]+\.md)/g),
+    ].map((m) => m[1]!);
+    expect(linked.length).toBeGreaterThan(0);
+    expect(linked.filter((f) => !files.includes(f))).toEqual([]);
     // Nothing from the repository's working material.
-    expect(
-      files.filter((f) => /^(src|test|bench|scripts|workers|docs|node_modules)\//.test(f)),
-    ).toEqual([]);
+    expect(files.filter((f) => /^(src|test|bench|scripts|workers|node_modules)\//.test(f))).toEqual(
+      [],
+    );
     expect(files.filter((f) => /\.(map|ts\.map|tsbuildinfo|env|log)$|\.dev\.vars/.test(f))).toEqual(
       [],
     );
@@ -145,8 +155,8 @@ describe('types in a strict consumer', () => {
         'const app = new Hono<{ Bindings: Bindings }>().use(',
         '  failover<{ Bindings: Bindings }>((c) => ({ members: membersFromEnv(c.env) })),',
         ');',
-        "app.get('/:key', async (c) => c.json(await c.var.redis.get<string>(c.req.param('key'))));",
         "app.get('/status', statusHandler());",
+        "app.get('/:key', async (c) => c.json(await c.var.redis.get<string>(c.req.param('key'))));",
         'export { app, redis, scheduledRefresh, serverless, withFailover };',
       ].join('\n'),
     );
