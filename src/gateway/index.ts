@@ -3,7 +3,7 @@
  * of a RESP Redis, with an emulation of the Redis Software availability API.
  */
 
-export { NOT_SENT_HEADER } from '../transport/types.js';
+export { NOT_SENT_HEADER, REFUSED_HEADER } from '../transport/types.js';
 export { type ParsedCli, parseCli, USAGE } from './cli-args.js';
 export { type RunningGateway, startGateway } from './gateway.js';
 export { DEFAULTS, GatewayConfigError } from './options.js';
