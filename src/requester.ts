@@ -260,6 +260,14 @@ export class FailoverCore {
         });
         return;
       }
+      // An error for PING (a quota, say) is no working member, as the PING probe judges it.
+      const reply = outcome.kind === 'ok' && !Array.isArray(outcome.reply) ? outcome.reply : {};
+      if (reply.error !== undefined) {
+        const why = `ping error: ${reply.error}`;
+        const event = this.store.recordFailure(name, 'check', why, this.options.circuit, at);
+        if (event) this.emitter.emit('health', event);
+        return;
+      }
       this.recordOutcome(name, outcome, probeTimeoutMs);
     });
     scope.waitUntil?.(done);

@@ -340,6 +340,13 @@ describe('trial of a half-open member (health checks off)', () => {
     expect(t.circuitOfA()).toBe('open');
   });
 
+  it('an error reply to the PING is a failed trial, as the PING probe judges it', async () => {
+    const t = await halfOpenA(() => json({ error: 'ERR max requests limit exceeded' }));
+    expect(await t.scoped().get('k')).toBe('b');
+    await t.settled();
+    expect(t.circuitOfA()).toBe('open');
+  });
+
   it('after a failed trial the member may still be forced back once its grace period is over', async () => {
     const t = await halfOpenA(() => reset());
     await t.scoped().get('k');
