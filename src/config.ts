@@ -92,8 +92,8 @@ export interface FailoverOptions {
   retryAmbiguousWrites?: boolean;
   /**
    * Move a failed call to the next member within the same call. Default true. `false` gives
-   * the anchors' behaviour: a call tries the active member only, and traffic moves only when
-   * the circuit or a health check says so.
+   * the anchors' routing: a call tries the active member only, and traffic moves only when the
+   * circuit or a health check says so (without their retries on that member).
    */
   requestFailover?: boolean;
   circuit?: CircuitOptions;
