@@ -98,26 +98,34 @@ export function clientFor(source: ClientSource): FailoverRedis {
   }
   let client = built.get(source);
   if (!client) {
-    // The adapters' own settings ride along in the same object; the client refuses keys it
-    // does not know, so they are taken out here (hono's `variable`, the status handler's too).
-    const {
-      client: _client,
-      requestDeadlineMs: _deadline,
-      pin: _pin,
-      memberHeader: _member,
-      serverTiming: _timing,
-      waitUntil: _waitUntil,
-      flushTimeoutMs: _flush,
-      hints: _hints,
-      variable: _variable,
-      hideUrls: _hideUrls,
-      cacheControl: _cacheControl,
-      ...options
-    } = source as FailoverOptions & AdapterSettings & Record<string, unknown>;
-    client = createFailoverRedis(options as FailoverOptions);
+    // Hono's `variable` and the status handler's settings ride along too.
+    const extra = ['client', 'variable', 'hideUrls', 'cacheControl'];
+    const options = without(source as FailoverOptions, [...ADAPTER_KEYS, ...extra]);
+    client = createFailoverRedis(options);
     built.set(source, client);
   }
   return client;
+}
+
+/**
+ * The adapters' own settings (plus `hints`, which every adapter takes): they ride along with
+ * client options in one object, and the client refuses keys it does not know.
+ */
+export const ADAPTER_KEYS = [
+  'requestDeadlineMs',
+  'pin',
+  'memberHeader',
+  'serverTiming',
+  'waitUntil',
+  'flushTimeoutMs',
+  'hints',
+] as const satisfies readonly (keyof AdapterSettings | 'hints')[];
+
+/** A copy of `source`'s own keys but `keys` (keys that are not part of its type `T`). */
+export function without<T extends object>(source: T, keys: readonly string[]): T {
+  const rest = { ...source } as Record<string, unknown>;
+  for (const key of keys) delete rest[key];
+  return rest as unknown as T;
 }
 
 /** Anything with a `waitUntil` method: Cloudflare's ExecutionContext, Netlify's Context... */

@@ -7,12 +7,14 @@ import type { FailoverRedis } from '../client.js';
 import type { FailoverOptions } from '../config.js';
 import type { RequestHints } from '../selector.js';
 import {
+  ADAPTER_KEYS,
   type AdapterSettings,
   bindRequest,
   type ClientSource,
   clientFor,
   platformHints,
   validateSettings,
+  without,
 } from '../serverless/adapter.js';
 import { type EnvOptions, failoverOptionsFromEnv } from './env.js';
 import type { ExecutionContextLike, WorkerFetch } from './types.js';
@@ -39,35 +41,22 @@ export type WorkerHandler<Env> = (
   redis: FailoverRedis,
 ) => Response | Promise<Response>;
 
-/** `scheduledRefresh`'s own keys, which are not client options either. */
-interface ScheduledKeys {
-  crons?: unknown;
-  onRefresh?: unknown;
-  onPublishError?: unknown;
-}
-
 /** Turns worker options into a client source, reading `env` for what they leave out. */
 export function workerClientSource<Env>(env: Env, options: WorkerOptions<Env>): ClientSource {
   if ('client' in options && options.client) return { client: options.client };
-  const {
-    requestDeadlineMs: _deadline,
-    pin: _pin,
-    memberHeader: _member,
-    serverTiming: _timing,
-    waitUntil: _waitUntil,
-    flushTimeoutMs: _flush,
-    hints: _hints,
-    membersVar: _membersVar,
-    tokenPrefix: _tokenPrefix,
-    availabilityPasswordPrefix: _password,
-    allowInlineSecrets: _inline,
-    tuningPrefix: _tuning,
-    healthKv: _kv,
-    crons: _crons,
-    onRefresh: _onRefresh,
-    onPublishError: _onPublishError,
-    ...base
-  } = options as WorkerSettings<Env> & Partial<FailoverOptions> & ScheduledKeys;
+  const base = without(options as Partial<FailoverOptions>, [
+    ...ADAPTER_KEYS,
+    'membersVar',
+    'tokenPrefix',
+    'availabilityPasswordPrefix',
+    'allowInlineSecrets',
+    'tuningPrefix',
+    'healthKv',
+    // scheduledRefresh's own, when one options object serves both
+    'crons',
+    'onRefresh',
+    'onPublishError',
+  ]);
   return failoverOptionsFromEnv(env, options, base);
 }
 
