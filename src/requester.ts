@@ -293,12 +293,15 @@ export class FailoverCore {
       this.store.suspect(name, outcome.error.message, now, o.health.intervalMs);
       return;
     }
+    // A member refusing writes keeps answering reads, whose successes would keep its circuit
+    // closed: every write would pay a round trip to it. It leaves at once, for a grace period.
     const event = this.store.recordFailure(
       name,
       outcome.kind,
       outcome.error.message,
       o.circuit,
       now,
+      reason === 'writes-refused',
     );
     if (event) this.emitter.emit('health', event);
   }

@@ -365,18 +365,22 @@ export class HealthStore {
     return this.setStatus(r, 'healthy', reason, now);
   }
 
-  /** A member-level failure. Returns a health event when it opened the circuit. */
+  /**
+   * A member-level failure. Returns a health event when it opened the circuit. `trip` opens a
+   * closed circuit at once, whatever its counters say.
+   */
   recordFailure(
     name: string,
     kind: string,
     message: string,
     settings: CircuitSettings,
     now: number,
+    trip?: boolean,
   ): HealthEvent | undefined {
     const r = this.records.get(name);
     if (!r) return undefined;
     const wasOpen = r.circuit.open;
-    r.circuit = recordFailure(r.circuit, settings, now);
+    r.circuit = (trip && !wasOpen ? tripCircuit : recordFailure)(r.circuit, settings, now);
     r.lastError = { kind, message, at: now };
     if (!r.circuit.open) return undefined;
     if (!wasOpen) return this.setStatus(r, 'unhealthy', 'circuit', now);

@@ -9,6 +9,8 @@ export type MemberFailureReason =
   | 'aborted'
   | 'network'
   | 'http-status'
+  /** Redis refused a write before running it (OOM, READONLY, NOREPLICAS, MISCONF): reads still work there. */
+  | 'writes-refused'
   | 'malformed-reply'
   | 'auth'
   | 'wrong-url'

@@ -317,7 +317,11 @@ function classifyStatus(
       code && /^[A-Z]{2,16}$/.test(code)
         ? `Redis refused it (${code})`
         : 'its Redis is unreachable';
-    return fail('not-sent', 'http-status', `did not run the request (HTTP 503: ${why})`);
+    return fail(
+      'not-sent',
+      code && /^(OOM|READONLY|NOREPLICAS|MISCONF)$/.test(code) ? 'writes-refused' : 'http-status',
+      `did not run the request (HTTP 503: ${why})`,
+    );
   }
   if (status >= 500) {
     return fail(

@@ -2,7 +2,13 @@ import { rmSync } from 'node:fs';
 import { Redis as IORedis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOT_SENT_HEADER } from '../../src/gateway/index.js';
-import { createFailoverRedis, type FailureEvent, resetHealthStores } from '../../src/index.js';
+import {
+  createFailoverRedis,
+  type FailureEvent,
+  type HealthEvent,
+  resetHealthStores,
+  type SwitchEvent,
+} from '../../src/index.js';
 import { type LocalCluster, startLocalCluster } from '../../src/testing/index.js';
 import {
   post,
@@ -289,18 +295,24 @@ describe('failover past a member refusing writes', () => {
   }
 
   it.each([OOM, READONLY, NOREPLICAS])(
-    'an INCR refused by member a with $code runs once, on member b',
+    'an INCR refused by member a with $code runs once, on member b, and a leaves at once',
     async (scenario) => {
       resetHealthStores();
       await directA.mset(SEED);
       await directB.del('rw:n');
       const failures: FailureEvent[] = [];
+      const switches: SwitchEvent[] = [];
+      const health: HealthEvent[] = [];
       const redis = createFailoverRedis({
         members: cluster.members,
         timeoutMs: 2000,
         deadlineMs: 5000,
         health: { enabled: false },
-        on: { failure: (e) => failures.push(e) },
+        on: {
+          failure: (e) => failures.push(e),
+          switch: (e) => switches.push(e),
+          health: (e) => health.push(e),
+        },
       });
       try {
         await scenario.refuse(directA, owned);
@@ -314,6 +326,21 @@ describe('failover past a member refusing writes', () => {
         expect(failures[0]!.message).toContain(`Redis refused it (${scenario.code})`);
         expect(await directA.get('rw:n')).toBe(before);
         expect(await directB.get('rw:n')).toBe('1');
+        // Member a still answers reads, and their successes would keep a counted circuit
+        // closed: a refusal opens it at once, so everything moves to b for a grace period.
+        expect(health).toContainEqual(
+          expect.objectContaining({ member: 'a', status: 'unhealthy', reason: 'circuit' }),
+        );
+        expect(switches).toEqual([
+          expect.objectContaining({ from: 'a', to: 'b', reason: 'circuit' }),
+        ]);
+        expect(redis.activeMember()).toBe('b');
+        await directB.set('rw:k', 'on-b');
+        for (let i = 0; i < 5; i++) expect(await redis.get('rw:k')).toBe('on-b');
+        // The next write goes straight to b: no second round trip to a.
+        expect(await redis.incr('rw:n')).toBe(2);
+        expect(failures).toHaveLength(1);
+        expect(await directA.get('rw:n')).toBe(before);
       } finally {
         await restoreA();
       }
