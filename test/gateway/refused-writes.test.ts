@@ -3,6 +3,7 @@ import { Redis as IORedis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOT_SENT_HEADER } from '../../src/gateway/index.js';
 import {
+  AllMembersFailedError,
   createFailoverRedis,
   type FailureEvent,
   type HealthEvent,
@@ -346,4 +347,40 @@ describe('failover past a member refusing writes', () => {
       }
     },
   );
+
+  it('when every member refuses writes (the database is full), a write names each reason and reads still work', async () => {
+    resetHealthStores();
+    await directA.mset(SEED);
+    await directB.mset(SEED);
+    const redis = createFailoverRedis({
+      members: cluster.members,
+      timeoutMs: 2000,
+      deadlineMs: 5000,
+      health: { enabled: false },
+    });
+    try {
+      for (const direct of [directA, directB]) await OOM.refuse(direct, owned);
+      const err = await redis.incr('rw:n').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AllMembersFailedError);
+      expect((err as AllMembersFailedError).failures).toEqual([
+        expect.objectContaining({
+          member: 'a',
+          kind: 'not-sent',
+          message: expect.stringContaining('(OOM)'),
+        }),
+        expect.objectContaining({
+          member: 'b',
+          kind: 'not-sent',
+          message: expect.stringContaining('(OOM)'),
+        }),
+      ]);
+      // Both circuits are open now; reads go to the members all the same.
+      for (let i = 0; i < 5; i++) expect(await redis.get('rw:k')).toBe('v');
+      expect(await directA.get('rw:n')).toBe('5');
+      expect(await directB.get('rw:n')).toBe('5');
+    } finally {
+      await restoreA();
+      await directB.config('SET', 'maxmemory', '0');
+    }
+  });
 });
