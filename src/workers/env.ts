@@ -231,6 +231,36 @@ const HEALTH_NUMERIC_VARS = {
   HEALTH_PROBE_TIMEOUT_MS: 'probeTimeoutMs',
 } as const;
 
+const TUNING_SUFFIXES = [
+  ...Object.keys(NUMERIC_VARS),
+  ...Object.keys(HEALTH_NUMERIC_VARS),
+  'PROXIMITY',
+];
+
+/** `GRACE_PERIOD_MS`, `GracePeriod`, `GRACEPERIOD_MS` and `GRACE_PERIOD` all read `GRACEPERIOD`. */
+const looseSuffix = (suffix: string) => suffix.toUpperCase().replace(/_|MS$/g, '');
+
+/**
+ * A variable that is a near miss of a tuning variable (`REDIS_GRACE_PERIOD`, `REDIS_TimeoutMs`)
+ * would be ignored silently, and the deployed worker keep its defaults. Only near misses are
+ * refused: an app's env holds other `REDIS_*` variables of its own.
+ */
+function refuseNearMisses(env: unknown, prefix: string): void {
+  if (typeof env !== 'object' || env === null) return;
+  for (const variable of Object.keys(env)) {
+    if (!variable.toUpperCase().startsWith(prefix.toUpperCase())) continue;
+    const suffix = variable.slice(prefix.length);
+    if (TUNING_SUFFIXES.includes(suffix)) continue;
+    const meant = TUNING_SUFFIXES.find((known) => looseSuffix(known) === looseSuffix(suffix));
+    if (meant) {
+      throw envError(
+        variable,
+        `is not read; did you mean ${prefix}${meant}? (or set tuningPrefix if this variable is not for redis-edge-failover)`,
+      );
+    }
+  }
+}
+
 function numberVar(env: unknown, variable: string): number | undefined {
   const value = read(env, variable);
   if (value === undefined || value === null || value === '') return undefined;
@@ -283,6 +313,7 @@ export function failoverOptionsFromEnv(
   base: Partial<FailoverOptions> = {},
 ): FailoverOptions {
   const prefix = options.tuningPrefix ?? ENV_DEFAULTS.tuningPrefix;
+  refuseNearMisses(env, prefix);
   const result: FailoverOptions = {
     ...base,
     members: base.members ?? membersFromEnv(env, options),

@@ -228,6 +228,39 @@ describe('failoverOptionsFromEnv', () => {
     const proximity = { ...devVars(cluster.members), REDIS_PROXIMITY: 'yes please' };
     expect(errorOf(() => failoverOptionsFromEnv(proximity)).field).toBe('env.REDIS_PROXIMITY');
   });
+
+  it('refuses a near miss of a tuning variable, which would be ignored, and leaves other REDIS_* alone', () => {
+    for (const [variable, meant] of [
+      ['REDIS_GRACE_PERIOD', 'REDIS_GRACE_PERIOD_MS'],
+      ['REDIS_GRACEPERIOD_MS', 'REDIS_GRACE_PERIOD_MS'],
+      ['REDIS_timeout_ms', 'REDIS_TIMEOUT_MS'],
+      ['REDIS_HEALTH_PROBE_TIMEOUT', 'REDIS_HEALTH_PROBE_TIMEOUT_MS'],
+      ['REDIS_Proximity', 'REDIS_PROXIMITY'],
+      ['redis_deadline_ms', 'REDIS_DEADLINE_MS'],
+    ] as const) {
+      const env = { ...devVars(cluster.members), [variable]: '1500' };
+      const error = errorOf(() => failoverOptionsFromEnv(env));
+      expect(error.field).toBe(`env.${variable}`);
+      expect(error.message).toContain(`did you mean ${meant}?`);
+      expect(error.message).not.toContain('1500');
+    }
+    // The app's own variables, the members and their secrets are not tuning near misses.
+    const env = {
+      ...devVars(cluster.members),
+      REDIS_URL: 'redis://elsewhere',
+      REDIS_TIMEOUT_SECONDS: '5',
+      REDIS_PROXIMITY_KM: '100',
+      REDIS_TIMEOUT_MS: '900',
+    };
+    expect(failoverOptionsFromEnv(env).timeoutMs).toBe(900);
+    // With its own prefix the client reads only its own variables.
+    const mine = {
+      ...devVars(cluster.members),
+      REDIS_GRACE_PERIOD: '5',
+      EDGE_GRACE_PERIOD_MS: '700',
+    };
+    expect(failoverOptionsFromEnv(mine, { tuningPrefix: 'EDGE_' }).gracePeriodMs).toBe(700);
+  });
 });
 
 describe('withFailover (workers)', () => {
