@@ -781,12 +781,14 @@ describe('shared health between isolates', () => {
     await cluster.kill('c');
     for (let i = 0; i < 3; i++) await redis.get('x'); // c's circuit opens
     // Straight to b, the record's choice: not to the best-ranked member (a) first, and from
-    // there to the record's one with a second switch.
+    // there to the record's one with a second switch. Whichever finds c dead first says why:
+    // its circuit, or a health check (one is due every 100 ms, and a loaded machine may take
+    // that long between the kill and the reads).
     expect(redis.activeMember()).toBe('b');
     expect(switches.map((e) => [e.from, e.to, e.reason])).toEqual([
       ['a', 'b', 'health-check'],
       ['b', 'c', 'forced'],
-      ['c', 'b', 'circuit'],
+      ['c', 'b', expect.stringMatching(/^(circuit|health-check)$/)],
     ]);
   });
 
