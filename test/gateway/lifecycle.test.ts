@@ -137,8 +137,15 @@ describe('shutdown', () => {
     const stream = await subscribe(gw.url, 'shutdown-chan');
     await stream.until('subscribe,shutdown-chan,1');
 
-    const slow = post(gw.url, '/', ['DEBUG', 'SLEEP', '0.3']);
-    await sleep(50);
+    const slow = post(gw.url, '/', ['DEBUG', 'SLEEP', '0.5']);
+    // Closing must find the command running in Redis (a fixed wait was not always enough on a
+    // loaded machine): DEBUG SLEEP blocks the server, so a PING that does not answer at once
+    // says it has started.
+    await waitFor(
+      () => Promise.race([direct.ping().then(() => false), sleep(100).then(() => true)]),
+      3000,
+      'DEBUG SLEEP to start',
+    );
     const closing = gw.gateway.close();
     // Anything new while closing is either refused at the socket or told "not sent".
     const late = await post(gw.url, '/', ['INCR', 'late']).catch(() => null);
