@@ -362,6 +362,10 @@ export class HealthStore {
     r.circuit = recordSuccess(r.circuit, settings, now);
     const ewma = r.latencyEwmaMs ?? latencyMs;
     r.latencyEwmaMs = ewma + EWMA_ALPHA * (latencyMs - ewma);
+    // A check's "down" (the availability API: no quorum, say) stands until a check says
+    // otherwise: requests in flight when it came, or sent there as a last resort, still succeed,
+    // and must not bring the member back. Only a down its own circuit decided is undone here.
+    if (r.status === 'unhealthy' && r.statusReason !== 'circuit') return undefined;
     return this.setStatus(r, 'healthy', reason, now);
   }
 

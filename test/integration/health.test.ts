@@ -39,7 +39,7 @@ function client(extra: Partial<FailoverOptions> = {}, members: MemberConfig[] = 
     gracePeriodMs: 800,
     ...extra,
     health: { intervalMs: 100, probeTimeoutMs: 400, jitter: 0, ...extra.health },
-    on: { switch: (e) => switches.push(e), failure: (e) => failures.push(e) },
+    on: { switch: (e) => switches.push(e), failure: (e) => failures.push(e), ...extra.on },
   });
   return { redis, switches, failures };
 }
@@ -91,6 +91,30 @@ describe('availability API', () => {
     const a = redis.snapshot().members.find((m) => m.name === 'a')!;
     expect(a.status).toBe('unhealthy');
     expect(a.statusReason).toBe('no_quorum');
+  });
+
+  it('a request that succeeds after a check reported its member down does not bring it back', async () => {
+    const health: HealthEvent[] = [];
+    const { redis, switches } = client({ timeoutMs: 5000, on: { health: (e) => health.push(e) } });
+    await redis.refreshAll();
+    expect(redis.activeMember()).toBe('a');
+    // A read in flight to a (its Redis stopped, so it waits), while a check reports a down.
+    await cluster.pause('a');
+    const inFlight = redis.get('health:key');
+    await sleep(100);
+    await cluster.setAvailability('a', { status: 503, errorCode: 'bdb_unavailable' });
+    await redis.refreshAll();
+    await cluster.resume('a');
+    await inFlight; // it answers now: a success on a
+    expect(health.filter((e) => e.member === 'a').map((e) => [e.status, e.reason])).toEqual([
+      ['healthy', 'available'],
+      ['unhealthy', 'bdb_unavailable'],
+    ]);
+    const a = redis.snapshot().members.find((m) => m.name === 'a')!;
+    expect([a.status, a.statusReason]).toEqual(['unhealthy', 'bdb_unavailable']);
+    await redis.get('health:key');
+    expect(redis.activeMember()).toBe('b');
+    expect(switches.map((e) => [e.from, e.to, e.reason])).toEqual([['a', 'b', 'health-check']]);
   });
 
   it('lag above tolerance blocks failback; back under tolerance for a grace period, fails back', async () => {
