@@ -23,6 +23,7 @@ Options:
   --allow <CMD>                  lift a command from the deny-list (e.g. FLUSHALL, MONITOR);
                                  repeatable or comma-separated
   --max-body-bytes <n>           largest request body (default 10485760)
+  --max-batch-commands <n>       most commands in one /pipeline or /multi-exec (default 10000)
   --max-stream-buffer-bytes <n>  bytes queued for a slow /monitor client before it is cut off
                                  (default 33554432); /subscribe and /psubscribe stop reading
                                  Redis instead, whose pubsub output limit then applies
@@ -59,6 +60,7 @@ const FLAGS = {
   'cors-origin': { type: 'string', multiple: true },
   allow: { type: 'string', multiple: true },
   'max-body-bytes': { type: 'string' },
+  'max-batch-commands': { type: 'string' },
   'max-stream-buffer-bytes': { type: 'string' },
   'pool-size': { type: 'string' },
   'backend-timeout-ms': { type: 'string' },
@@ -81,6 +83,7 @@ export const FLAG_OF_FIELD: Record<string, string> = {
   corsOrigins: '--cors-origin',
   allow: '--allow',
   maxBodyBytes: '--max-body-bytes',
+  maxBatchCommands: '--max-batch-commands',
   maxStreamBufferBytes: '--max-stream-buffer-bytes',
   poolSize: '--pool-size',
   backendTimeoutMs: '--backend-timeout-ms',
@@ -185,6 +188,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       corsOrigins: list(values['cors-origin']),
       allow: list(values.allow),
       maxBodyBytes: integer('max-body-bytes', values['max-body-bytes'], 1, 2 ** 31),
+      maxBatchCommands: integer('max-batch-commands', values['max-batch-commands'], 1, 2 ** 31),
       maxStreamBufferBytes: integer(
         'max-stream-buffer-bytes',
         values['max-stream-buffer-bytes'],

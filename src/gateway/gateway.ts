@@ -38,7 +38,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const config = resolveOptions(options);
   const log = options.log ?? stderrLog;
   // Built before the pool so a bad `allow` entry cannot leak connections.
-  const policy = new CommandPolicy(config.allow);
+  const policy = new CommandPolicy(config.allow, config.maxBatchCommands);
 
   const pool = new BackendPool({
     url: config.redisUrl,

@@ -111,6 +111,13 @@ function toArg(value: unknown, position: number, where: string): string {
     case 'string':
       return value;
     case 'number':
+      // JSON.parse turns a number beyond double range (1e400) into Infinity, which String()
+      // would send to Redis as the word "Infinity".
+      if (!Number.isFinite(value)) {
+        throw badRequest(
+          `${where}element ${position + 1} is a number beyond the range of a double (about ±1.8e308), which the gateway cannot read from a JSON number; send it as a string`,
+        );
+      }
       // JSON.parse has already rounded an integer beyond 2^53 to the nearest double, so the
       // digits the client sent are gone: refuse rather than run the command with another number.
       if (Number.isInteger(value) && !Number.isSafeInteger(value)) {

@@ -1,8 +1,15 @@
-import { createServer, type Server } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { getRequestListener, RequestError } from '@hono/node-server';
 import type { MiddlewareHandler } from 'hono';
-import { backendUnavailable, badRequest, GatewayError } from './errors.js';
+import { backendUnavailable, badRequest, GatewayError, methodNotAllowed } from './errors.js';
 
 /**
  * Listening and graceful shutdown. Shutdown order matters: stop taking requests (new ones get
@@ -99,9 +106,17 @@ function clientErrorResponse(code: string | undefined): string {
     code !== undefined && Object.hasOwn(CLIENT_ERRORS, code)
       ? CLIENT_ERRORS[code]!
       : [400, 'Bad Request', badRequest('Malformed HTTP request')];
+  return rawResponse(status, reason, error);
+}
+
+/** A whole HTTP/1.1 response carrying `error` as JSON, for a socket the app never sees. */
+function rawResponse(status: number, reason: string, error: GatewayError): string {
   const body = JSON.stringify(error.body());
+  const headers = Object.entries(error.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   return (
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n${headers}` +
     `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
 }
@@ -115,6 +130,34 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     return;
   }
   socket.destroy();
+}
+
+/**
+ * `Expect` other than `100-continue`: Node answers 417 with an empty body unless this listener
+ * is there. The header's value is not echoed.
+ */
+function onCheckExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const error = new GatewayError(
+    417,
+    'Expect: only 100-continue is supported',
+    'EXPECTATION_FAILED',
+  );
+  const body = JSON.stringify(error.body());
+  // Whether the client still sends its body after a refused expectation is up to it, so what
+  // follows on this connection is ambiguous: close it.
+  res.writeHead(417, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body);
+}
+
+/** CONNECT (this is no proxy): without this listener Node just drops the connection. */
+function onConnect(_req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => {});
+  const error = methodNotAllowed(['GET', 'HEAD', 'POST', 'PUT']);
+  socket.end(rawResponse(405, STATUS_CODES[405]!, error), () => socket.destroy());
 }
 
 /**
@@ -141,8 +184,12 @@ export async function listen(
             : new Error('non-error thrown'),
       ),
   });
-  const server = createServer(listener);
+  // requireHostHeader: false: Node would answer an HTTP/1.1 request without Host with an empty
+  // 400; the adapter refuses it as well, with the JSON error (see REQUEST_ERRORS).
+  const server = createServer({ requireHostHeader: false }, listener);
   server.on('clientError', onClientError);
+  server.on('checkExpectation', onCheckExpectation);
+  server.on('connect', onConnect);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);

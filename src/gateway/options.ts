@@ -18,6 +18,7 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 0,
   maxBodyBytes: 10 * 1024 * 1024,
+  maxBatchCommands: 10_000,
   maxStreamBufferBytes: 32 * 1024 * 1024,
   poolSize: 4,
   backendTimeoutMs: 10_000,
@@ -34,6 +35,7 @@ export interface ResolvedOptions {
   corsOrigins: string[];
   allow: string[];
   maxBodyBytes: number;
+  maxBatchCommands: number;
   maxStreamBufferBytes: number;
   poolSize: number;
   backendTimeoutMs: number;
@@ -92,6 +94,10 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
   if (!isInt(maxBodyBytes, 1, 2 ** 31)) {
     throw new GatewayConfigError('maxBodyBytes', 'must be a positive integer');
   }
+  const maxBatchCommands = options.maxBatchCommands ?? DEFAULTS.maxBatchCommands;
+  if (!isInt(maxBatchCommands, 1, 2 ** 31)) {
+    throw new GatewayConfigError('maxBatchCommands', 'must be a positive integer');
+  }
   const maxStreamBufferBytes = options.maxStreamBufferBytes ?? DEFAULTS.maxStreamBufferBytes;
   if (!isInt(maxStreamBufferBytes, 1, 2 ** 31)) {
     throw new GatewayConfigError('maxStreamBufferBytes', 'must be a positive integer');
@@ -145,6 +151,7 @@ export function resolveOptions(options: GatewayOptions): ResolvedOptions {
     corsOrigins: stringList('corsOrigins', options.corsOrigins),
     allow: stringList('allow', options.allow),
     maxBodyBytes,
+    maxBatchCommands,
     maxStreamBufferBytes,
     poolSize,
     backendTimeoutMs,

@@ -1,7 +1,7 @@
 import type { Arg, Command } from './backend.js';
 import type { CommandFlags } from './command-flags.js';
-import { commandRefused } from './errors.js';
-import { GatewayConfigError } from './options.js';
+import { commandRefused, GatewayError } from './errors.js';
+import { DEFAULTS, GatewayConfigError } from './options.js';
 
 /**
  * Which commands a request may run through the gateway.
@@ -106,6 +106,39 @@ const POOL_UNSAFE: Record<string, string> = {
  */
 const ACL_POOL_UNSAFE = ['SCRIPT DEBUG', 'CLIENT NO-EVICT'];
 
+/**
+ * Redis finds a command (or subcommand) in a table hashed over the name's full length but
+ * compared with `strcasecmp`, which stops at the first NUL: `FLUSHALL\0<n>` is an unknown
+ * command for most `n` and FLUSHALL for the few that hash into its bucket. The deny-list, which
+ * compares whole names, cannot tell those apart, so no such name runs at all.
+ */
+const NUL_IN_NAME = 'its name contains a NUL byte';
+const NUL_IN_SUBCOMMAND = 'its subcommand contains a NUL byte';
+
+/**
+ * The commands Redis (7.x) dispatches on their first argument, looked up like a command name
+ * (above). Only for these is that argument a subcommand; for every other command it is a key or
+ * a value, which may hold any byte. Modules' containers are not listed: the deny-list names
+ * none of their subcommands.
+ */
+const CONTAINERS = new Set([
+  'ACL',
+  'CLIENT',
+  'CLUSTER',
+  'COMMAND',
+  'CONFIG',
+  'FUNCTION',
+  'LATENCY',
+  'MEMORY',
+  'MODULE',
+  'OBJECT',
+  'PUBSUB',
+  'SCRIPT',
+  'SLOWLOG',
+  'XGROUP',
+  'XINFO',
+]);
+
 /** `client|kill`, `client  kill`, `Client Kill` all name the same rule. */
 export function normalizeCommandName(name: string): string {
   return name
@@ -125,12 +158,12 @@ export function normalizeCommandName(name: string): string {
  */
 function isBlockingStreamRead(args: Arg[]): boolean {
   for (let i = 0; i < args.length; i++) {
-    const token = args[i]!.toString().toUpperCase();
+    const arg = args[i]!;
     const more = args.length - i - 1;
-    if (token === 'BLOCK') return true;
-    if (token === 'STREAMS' && more > 0) return false;
-    if (token === 'COUNT' && more > 0) i += 1;
-    else if (token === 'GROUP' && more >= 2) i += 2;
+    if (isWord(arg, 'BLOCK')) return true;
+    if (isWord(arg, 'STREAMS') && more > 0) return false;
+    if (isWord(arg, 'COUNT') && more > 0) i += 1;
+    else if (isWord(arg, 'GROUP') && more >= 2) i += 2;
   }
   return false;
 }
@@ -138,7 +171,11 @@ function isBlockingStreamRead(args: Arg[]): boolean {
 export class CommandPolicy {
   private readonly denied = new Map<string, string>();
 
-  constructor(allow: string[] = []) {
+  /** `maxBatchCommands`: most commands in one `/pipeline` or `/multi-exec` (see `check`). */
+  constructor(
+    allow: string[] = [],
+    private readonly maxBatchCommands: number = DEFAULTS.maxBatchCommands,
+  ) {
     for (const [name, reason] of Object.entries(DEFAULT_DENIED)) this.denied.set(name, reason);
     for (const raw of allow) {
       const name = normalizeCommandName(raw);
@@ -181,7 +218,10 @@ export class CommandPolicy {
   /** The reason a command is refused, or undefined when it may run. */
   refusal(command: Command): string | undefined {
     const [rawName, ...args] = command;
+    if (rawName.includes('\0')) return NUL_IN_NAME;
     const name = rawName.toUpperCase();
+    const sub = args[0];
+    if (sub !== undefined && CONTAINERS.has(name) && hasNul(sub)) return NUL_IN_SUBCOMMAND;
     const unsafe = POOL_UNSAFE[name] ?? POOL_UNSAFE[subcommandKey(name, args)];
     if (unsafe) return unsafe;
     // As a plain command MONITOR would take over a pooled connection, allowed or not.
@@ -204,9 +244,18 @@ export class CommandPolicy {
   /**
    * Throws a command refusal (see `commandRefused`) when any command of the request is refused.
    * Batches are checked as a whole before anything runs, so a refused command never leaves a
-   * half-executed batch behind.
+   * half-executed batch behind. A batch over `maxBatchCommands` is a 413 before any of that:
+   * the body limit alone lets through a million tiny commands, and running them (every reply
+   * held until the batch's answer is built) costs gigabytes.
    */
   check(commands: Command[], batch: boolean): void {
+    if (batch && commands.length > this.maxBatchCommands) {
+      throw new GatewayError(
+        413,
+        `a batch may hold at most ${this.maxBatchCommands} commands (maxBatchCommands, --max-batch-commands); nothing of it ran`,
+        'TOO_MANY_COMMANDS',
+      );
+    }
     commands.forEach((command, index) => {
       const reason = this.refusal(command);
       if (reason === undefined) return;
@@ -244,8 +293,20 @@ export function backendAclRules(allow: string[] = []): string {
   return new CommandPolicy(allow).aclRules().join(' ');
 }
 
+/**
+ * Whether Redis reads `arg` as the option `word` (upper case): it compares with `strcasecmp`,
+ * so only up to the first NUL (`BLOCK\0x` is BLOCK) and folding ASCII letters only.
+ */
 function isWord(arg: Arg, word: string): boolean {
-  return arg.length === word.length && arg.toString().toUpperCase() === word;
+  const nul = typeof arg === 'string' ? arg.indexOf('\0') : arg.indexOf(0);
+  const end = nul < 0 ? arg.length : nul;
+  if (end !== word.length) return false;
+  const text = typeof arg === 'string' ? arg.slice(0, end) : arg.toString('latin1', 0, end);
+  return text.replace(/[a-z]/g, (c) => c.toUpperCase()) === word;
+}
+
+function hasNul(arg: Arg): boolean {
+  return typeof arg === 'string' ? arg.includes('\0') : arg.includes(0);
 }
 
 function subcommandKey(name: string, args: Arg[]): string {
@@ -256,7 +317,8 @@ function subcommandKey(name: string, args: Arg[]): string {
 /** The command name for error messages; never any argument except a known subcommand. */
 function displayName(command: Command): string {
   const [rawName, ...args] = command;
-  const name = rawName.slice(0, 64).toUpperCase();
+  // Up to a NUL: what follows it is not part of any command name.
+  const name = rawName.split('\0', 1)[0]!.slice(0, 64).toUpperCase();
   const key = subcommandKey(name, args);
   const known = key in DEFAULT_DENIED || key in POOL_UNSAFE || key === 'FUNCTION RESTORE';
   // Arguments are user data and are not echoed (design 4.8), except a denied subcommand.

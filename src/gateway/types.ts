@@ -17,6 +17,12 @@ export interface GatewayOptions {
   /** Largest accepted request body in bytes; default 10 MiB. Larger bodies get 413. */
   maxBodyBytes?: number;
   /**
+   * Most commands in one `/pipeline` or `/multi-exec`; default 10000. A larger batch gets 413
+   * and none of it runs: within the body limit alone, a batch of a million `["PING"]`s would
+   * cost the gateway gigabytes.
+   */
+  maxBatchCommands?: number;
+  /**
    * Most bytes of events (each queued chunk counted with its overhead) the gateway holds for an
    * SSE client that reads slower than they arrive; default 32 MiB. Past it the client's
    * connection is closed and its backend connection released. This is the limit for `/monitor`;

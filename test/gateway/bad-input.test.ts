@@ -124,6 +124,27 @@ describe('malformed bodies', () => {
     await direct.del('big:n');
   });
 
+  it('refuses numbers beyond double range instead of sending "Infinity"', async () => {
+    await direct.del('inf:n', 'inf:z');
+    for (const [path, body, where] of [
+      ['/', '["SET","inf:n",1e400]', /^element 3 /],
+      ['/', '["SET","inf:n",-1e400]', /^element 3 /],
+      ['/', '["ZADD","inf:z",1E+999,"member"]', /^element 3 /],
+      ['/pipeline', '[["GET","x"],["SET","inf:n",1e400]]', /^command 2 of the batch: element 3 /],
+      ['/multi-exec', '[["SET","inf:n",-1e400]]', /^command 1 of the batch: element 3 /],
+    ] as const) {
+      const reply = await post(gw.url, path, body);
+      expectError(reply, 400, where);
+      expectError(reply, 400, /is a number beyond the range of a double.*send it as a string/);
+      expect(reply.body).toMatchObject({ code: 'INVALID_REQUEST' });
+      expect(reply.text).not.toMatch(/Infinity|1e\+?400|999/i);
+    }
+    expect(await direct.exists('inf:n', 'inf:z')).toBe(0);
+    // Finite numbers that are not integers still go through, however small.
+    expect((await post(gw.url, '/', '["ZADD","inf:z",1.5e-300,"m"]')).body).toEqual({ result: 1 });
+    await direct.del('inf:z');
+  });
+
   it('rejects deeply nested bodies by shape without crashing', async () => {
     const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
     expectError(await post(gw.url, '/', deep), 400, /name must be a non-empty string/);
@@ -196,6 +217,21 @@ describe('requests refused before they reach the routes', () => {
       /backslash in request path/,
     ],
     ['HTTP/1.0 without Host', `POST / HTTP/1.0\r\n${withBody}`, 400, /missing host header/],
+    // Node answers these three itself unless told not to: an empty 400, an empty 417, and a
+    // dropped connection.
+    ['HTTP/1.1 without Host', `POST / HTTP/1.1\r\n${withBody}`, 400, /missing host header/],
+    [
+      'an Expect other than 100-continue',
+      `POST / HTTP/1.1\r\nHost: x\r\nExpect: secret-expectation\r\n${withBody}`,
+      417,
+      /^Expect: only 100-continue is supported$/,
+    ],
+    [
+      'CONNECT',
+      `CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n${auth}\r\n`,
+      405,
+      /^Method not allowed$/,
+    ],
     ['a malformed Host', `POST / HTTP/1.1\r\nHost: a b\r\n${withBody}`, 400, /invalid host header/],
     [
       'a Host with a path',
@@ -230,6 +266,7 @@ describe('requests refused before they reach the routes', () => {
     if (status === 400) expect(body.code).toBe('INVALID_REQUEST');
     // Nothing of the request is echoed, credentials least of all.
     expect(reply.body).not.toContain(TOKEN);
+    expect(reply.body).not.toContain('secret-expectation');
   });
 });
 

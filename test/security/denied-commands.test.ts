@@ -292,3 +292,183 @@ describe('denied commands stay denied', () => {
     expect(await response.json()).toEqual({ result: 'alive' });
   });
 });
+
+/**
+ * Redis looks a command (or subcommand) up in a table hashed over the whole name but compared
+ * with `strcasecmp`, which stops at the first NUL: `FLUSHALL\0<n>` is FLUSHALL for the few `n`
+ * that hash into its bucket. Option words (BLOCK, FLUSH) are compared with `strcasecmp`
+ * directly, so `BLOCK\0` is BLOCK. Keys and values may hold NUL like any other byte.
+ */
+describe('a NUL byte in a command name or subcommand', () => {
+  const READONLY = 'denied-commands-readonly-0123456789';
+  let roGateway: RunningGateway;
+  beforeAll(async () => {
+    roGateway = await startGateway({
+      redisUrl: cluster.redisUrls!.a!,
+      token: TOKEN,
+      readonlyToken: READONLY,
+      log: () => {},
+    });
+  });
+  afterAll(async () => {
+    await roGateway?.close();
+  });
+
+  /**
+   * A `\0<n>` suffix that Redis resolves to `name` (`flushall`, or `client|setname` for a
+   * subcommand). `COMMAND INFO` looks names up in the same table as the commands that run, so
+   * it finds one without running anything, and the request below is the real bypass.
+   */
+  async function nulSuffix(name: string): Promise<string> {
+    for (let start = 0; start < 50_000; start += 1000) {
+      const pipeline = redis.pipeline();
+      for (let n = start; n < start + 1000; n++) pipeline.call('COMMAND', 'INFO', `${name}\0${n}`);
+      const replies = (await pipeline.exec()) ?? [];
+      const hit = replies.findIndex(([, info]) => Array.isArray(info) && info[0] !== null);
+      if (hit >= 0) return `\0${start + hit}`;
+    }
+    throw new Error(`no NUL suffix that Redis resolves to ${name}`);
+  }
+
+  async function poolState() {
+    const clients = String(await redis.call('CLIENT', 'LIST'))
+      .split('\n')
+      .filter(Boolean);
+    return {
+      names: [...new Set(clients.map((line) => line.match(/ name=(\S*)/)?.[1]))].sort(),
+      dbs: [...new Set(clients.map((line) => line.match(/ db=(\d+)/)?.[1]))],
+      samples: await redis.config('GET', 'maxmemory-samples'),
+    };
+  }
+
+  it('is refused in every form, for both tokens, and nothing runs', async () => {
+    const flushall = `FLUSHALL${await nulSuffix('flushall')}`;
+    const config = `CONFIG${await nulSuffix('config')}`;
+    const select = `SELECT${await nulSuffix('select')}`;
+    const setname = `SETNAME${await nulSuffix('client|setname')}`;
+    const before = await poolState();
+    const commands = [
+      [flushall],
+      [config, 'SET', 'maxmemory-samples', '7'],
+      [select, '1'],
+      ['CLIENT', setname, 'renamed-by-nul'],
+      ['client', setname.toLowerCase(), 'renamed-by-nul'],
+    ];
+    // Sent a few times: a pool of four, and SELECT/SETNAME affect the connection they run on.
+    for (let round = 0; round < 4; round++) {
+      for (const command of commands) {
+        const what = JSON.stringify(command);
+        await expectDenied(await send('/', command), what);
+        for (const endpoint of ['/pipeline', '/multi-exec']) {
+          const batch = [['SET', 'batch:first', '1'], command];
+          await expectDenied(await send(endpoint, batch), `${endpoint} ${what}`);
+        }
+        for (const token of [TOKEN, READONLY]) {
+          const reply = await fetch(roGateway.url, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}` },
+            body: JSON.stringify(command),
+          });
+          await expectDenied(
+            reply,
+            `${what} with the ${token === TOKEN ? 'full' : 'read-only'} token`,
+          );
+        }
+      }
+      // Path form: a subcommand segment, and the subcommand as a query entry. (A name with a
+      // NUL is not a command path at all: 404.)
+      for (const path of [
+        `/client/${encodeURIComponent(setname)}/renamed-by-nul`,
+        `/CLIENT?${encodeURIComponent(setname)}=renamed-by-nul`,
+      ]) {
+        await expectDenied(await send(path, undefined, { method: 'GET' }), `GET ${path}`);
+        await expectDenied(await send(path, undefined), `POST ${path}`);
+      }
+      for (const path of [`/${encodeURIComponent(flushall)}`, `/${encodeURIComponent(select)}/1`]) {
+        const reply = await send(path, undefined);
+        expect(reply.status, path).toBe(404);
+        expect(await reply.json()).toMatchObject({ error: expect.any(String) });
+      }
+    }
+    await expectUntouched('NUL names');
+    expect(await poolState(), 'no connection renamed or switched, config unchanged').toEqual(
+      before,
+    );
+    expect(before.dbs).toEqual(['0']);
+  });
+
+  it('names the command up to the NUL, never what follows it', async () => {
+    const reply = await send('/', ['FLUSHALL\0secret-suffix-4711']);
+    const text = await reply.text();
+    expect(JSON.parse(text)).toEqual({
+      error:
+        "ERR command 'FLUSHALL' is not allowed through this gateway: its name contains a NUL byte",
+      code: 'COMMAND_DENIED',
+    });
+    const sub = await send('/pipeline', [['PING'], ['CLIENT', 'SETNAME\0secret-suffix-4711', 'x']]);
+    const subText = await sub.text();
+    expect(JSON.parse(subText).error).toBe(
+      "ERR command 'CLIENT' (command 2 of the batch) is not allowed through this gateway: its subcommand contains a NUL byte",
+    );
+    expect(text + subText).not.toContain('secret-suffix');
+  });
+
+  it('an option word is read up to the NUL, as Redis reads it', async () => {
+    for (const command of [
+      ['XREAD', 'BLOCK\0', '0', 'STREAMS', 's', '$'],
+      ['xread', 'count', '1', 'block\0x', '0', 'STREAMS', 's', '$'],
+      ['XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK\0', '0', 'STREAMS', 's', '>'],
+    ]) {
+      const reply = await send('/', command);
+      const text = await reply.text();
+      expect(reply.status, text).toBe(400);
+      expect(JSON.parse(text)).toMatchObject({
+        code: 'COMMAND_DENIED',
+        error: expect.stringMatching(/^ERR command 'XREAD(GROUP)?' .*with BLOCK/),
+      });
+    }
+    // And `STREAMS\0` is STREAMS: the key named BLOCK after it is a key, as for plain STREAMS.
+    const keys = await send('/', ['XREAD', 'STREAMS\0', 'BLOCK', '0']);
+    expect(await keys.json()).toEqual({ result: null });
+
+    const payload = new Uint8Array((await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer);
+    const libraries = async () =>
+      ((await redis.call('FUNCTION', 'LIST')) as unknown[][]).map((lib) => String(lib[1])).sort();
+    await redis.call(
+      'FUNCTION',
+      'LOAD',
+      'REPLACE',
+      "#!lua name=extra\nredis.register_function('noop', function() return 1 end)",
+    );
+    const loaded = await libraries();
+    for (const policy of ['FLUSH%00', 'flush%00x']) {
+      await expectDenied(
+        await send(`/function/restore?${policy}`, undefined, { body: payload }),
+        `FUNCTION RESTORE <dump> ${policy}`,
+      );
+    }
+    expect(await libraries()).toEqual(loaded);
+    await redis.call('FUNCTION', 'DELETE', 'extra');
+  });
+
+  it("keys and values may hold NUL bytes, subcommands' arguments too", async () => {
+    const key = 'nul:\0key\0';
+    const value = 'FLUSHALL\0value';
+    expect(await (await send('/', ['SET', key, value])).json()).toEqual({ result: 'OK' });
+    expect(await redis.get(key)).toBe(value);
+    expect(await (await send('/', ['GET', key])).json()).toEqual({ result: value });
+    const batch = await send('/pipeline', [
+      ['APPEND', key, '\0'],
+      ['OBJECT', 'ENCODING', key],
+      ['GET', 'BLOCK\0'],
+    ]);
+    expect(await batch.json()).toEqual([
+      { result: value.length + 1 },
+      { result: 'raw' },
+      { result: null },
+    ]);
+    const path = await send(`/get/${encodeURIComponent(key)}`, undefined, { method: 'GET' });
+    expect(await path.json()).toEqual({ result: `${value}\0` });
+    await redis.del(key);
+  });
+});
