@@ -184,6 +184,14 @@ export class BackendPool {
       conn.on('close', () => this.onStateChange());
       // Without a listener ioredis prints every reconnect failure; the pool logs transitions.
       conn.on('error', (err: Error) => this.onStateChange(err));
+      containParserFailures(conn, (err) => {
+        // Not picked again before the reconnect: its socket is gone, though ioredis still
+        // reports it `ready` until the close event.
+        if (!this.closed) this.recycling.add(conn);
+        this.options.log(
+          `backend ${this.target}: a reply could not be parsed (${errorName(err)}); reconnecting that connection`,
+        );
+      });
       this.conns.push(conn);
     }
   }
@@ -202,6 +210,11 @@ export class BackendPool {
       // 50, 100, 200 ... capped at 1 s: a restarted backend is picked up within a second.
       retryStrategy: (times) => (this.closed ? null : Math.min(50 * 2 ** (times - 1), 1000)),
     };
+  }
+
+  /** The backend timeout (ms): commands, and opening a stream's dedicated connection. */
+  get timeoutMs(): number {
+    return this.options.timeoutMs;
   }
 
   get poolSize(): number {
@@ -276,7 +289,9 @@ export class BackendPool {
     try {
       return {
         kind: 'ok',
-        reply: (await conn.callBuffer(wireName(name), ...args)) as RawReply,
+        // The arguments as one array (ioredis flattens it), never spread: a spread call puts
+        // each one on the stack, which overflows past ~125k (a large SADD or MSET).
+        reply: (await conn.callBuffer(wireName(name), args)) as RawReply,
       };
     } catch (err) {
       if (!isRedisError(err)) throw this.classify(err, conn);
@@ -302,7 +317,8 @@ export class BackendPool {
     if (this.closed) throw backendUnavailable();
     const conn = this.pick();
     const chain = atomic ? conn.multi() : conn.pipeline();
-    for (const [name, ...args] of commands) chain.callBuffer(wireName(name), ...args);
+    // Not spread, as in `call`.
+    for (const [name, ...args] of commands) chain.callBuffer(wireName(name), args);
     let results: [Error | null, unknown][] | null;
     try {
       results = await chain.exec();
@@ -357,9 +373,15 @@ export class BackendPool {
    * connection into a mode where it cannot serve other commands, so they never use the pool.
    * It does not reconnect: if it drops, the stream ends and the client resubscribes, rather
    * than silently missing the messages published while it was away.
+   *
+   * Connecting, the handshake and (MONITOR) Redis' confirmation share one deadline, the backend
+   * timeout: a stopped or wedged Redis (SIGSTOP, a long `DEBUG SLEEP`) still gets TCP connections
+   * accepted by the kernel, and only the handshake's answers never come, so without it the
+   * request would wait for ever. `signal` (the HTTP client left) gives up at once. Either way
+   * the connection is torn down, so nothing is left for Redis to find once it runs again.
    */
-  async dedicated(mode: 'subscriber' | 'monitor'): Promise<Redis> {
-    if (this.closed) throw backendUnavailable();
+  async dedicated(mode: 'subscriber' | 'monitor', signal?: AbortSignal): Promise<Redis> {
+    if (this.closed || signal?.aborted) throw backendUnavailable();
     const conn = new Redis(this.options.url, {
       ...this.connectionOptions(),
       lazyConnect: true,
@@ -372,33 +394,58 @@ export class BackendPool {
       monitor: mode === 'monitor',
     });
     conn.on('error', () => {});
-    try {
-      await conn.connect();
-    } catch {
+    // Nothing to recycle: the stream sees the connection end and ends too.
+    containParserFailures(conn, () => {});
+    const release = () => {
       conn.disconnect();
-      // Nothing but the handshake was sent: the subscription provably did not start.
-      throw backendUnavailable();
-    }
-    // ioredis sends MONITOR after `ready`; events before Redis confirms it would be missed.
-    // (`monitoring` is a real ioredis status its typings omit.)
-    if (mode === 'monitor' && (conn.status as string) !== 'monitoring') {
-      const monitoring = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), this.options.timeoutMs);
-        conn.once('monitoring', () => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-        conn.once('end', () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-      });
-      if (!monitoring) {
-        conn.disconnect();
-        throw backendConnectionLost();
+      // `disconnect` ends the socket gracefully, which a stopped Redis never completes.
+      conn.stream?.destroy();
+    };
+
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const gaveUp = new Promise<'timeout' | 'aborted'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.options.timeoutMs);
+      onAbort = () => resolve('aborted');
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const connected = await Promise.race([
+        conn.connect().then(
+          () => true,
+          () => false,
+        ),
+        gaveUp,
+      ]);
+      if (connected !== true) {
+        release();
+        // Nothing but the handshake was sent: the subscription provably did not start.
+        throw backendUnavailable();
       }
+      // ioredis sends MONITOR after `ready`; events before Redis confirms it would be missed.
+      // (`monitoring` is a real ioredis status its typings omit.)
+      if (mode === 'monitor' && (conn.status as string) !== 'monitoring') {
+        let onMonitoring: (() => void) | undefined;
+        let onEnd: (() => void) | undefined;
+        const confirmed = new Promise<boolean>((resolve) => {
+          onMonitoring = () => resolve(true);
+          onEnd = () => resolve(false);
+          conn.once('monitoring', onMonitoring);
+          conn.once('end', onEnd);
+        });
+        const monitoring = await Promise.race([confirmed, gaveUp]);
+        if (onMonitoring) conn.off('monitoring', onMonitoring);
+        if (onEnd) conn.off('end', onEnd);
+        if (monitoring !== true) {
+          release();
+          throw backendConnectionLost();
+        }
+      }
+      return conn;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
-    return conn;
   }
 
   /**
@@ -474,4 +521,52 @@ function discardMessage(err: Error): string {
   const previous = (err as Error & { previousErrors?: Error[] }).previousErrors;
   const first = previous?.[0]?.message;
   return first ? `${err.message} ${first}` : err.message;
+}
+
+/** Sockets whose 'data' events already go through `containParserFailures`. */
+const contained = new WeakSet<object>();
+
+/**
+ * Keeps a failure of ioredis' reply parsing to the one connection it happened on.
+ *
+ * redis-parser recurses once per nesting level of a reply, so a reply nested a few thousand
+ * levels deep (a Lua table: `EVAL_RO`, so even the read-only token can ask for one) overflows
+ * the stack inside the socket's 'data' listener. Nothing up that stack catches it: it would be
+ * an uncaught exception, and the process (the gateway runs in-process as a library too) would
+ * exit. ioredis offers no hook around its parser, and a process-wide `uncaughtException`
+ * handler is not a library's to install. So the socket's 'data' events are delivered inside a
+ * `try`: its `emit` is wrapped, at ioredis' 'connect' event, which it emits for every new socket
+ * (each reconnect too) after attaching its parser and before any reply can arrive.
+ *
+ * After such a throw the parser's state is unknown (half a reply buffered, the command queue
+ * possibly out of step), so no further byte may reach it: the socket is destroyed at once.
+ * ioredis then fails the commands waiting on it as a lost connection (502: the one whose reply
+ * broke the parser did run, the others may have), and a pooled connection reconnects with a
+ * new parser, while the rest of the pool serves on.
+ */
+function containParserFailures(conn: Redis, onFailure: (err: unknown) => void): void {
+  conn.on('connect', () => {
+    const socket = conn.stream;
+    if (!socket || contained.has(socket)) return;
+    contained.add(socket);
+    const emit = socket.emit.bind(socket) as (
+      event: string | symbol,
+      ...args: unknown[]
+    ) => boolean;
+    socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event !== 'data') return emit(event, ...args);
+      try {
+        return emit(event, ...args);
+      } catch (err) {
+        socket.destroy();
+        onFailure(err);
+        return true;
+      }
+    }) as typeof socket.emit;
+  });
+}
+
+/** An error's class, for log lines (its message could quote data). */
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
 }

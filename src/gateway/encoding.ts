@@ -1,4 +1,5 @@
 import type { RawReply } from './backend.js';
+import { replyTooDeep } from './errors.js';
 
 /**
  * An integer reply outside JS' safe range, kept as Redis' digits: written into the JSON as a
@@ -16,6 +17,17 @@ const OK = Buffer.from('OK');
 const INTEGER = /^-?\d+$/;
 
 /**
+ * Most levels of arrays in a reply the gateway passes on (the outermost array is level 1).
+ * No Redis command nests more than a few; a script can (a Lua table of tables), and Redis
+ * sends it thousands of levels deep. This code and `jsonText` recurse per level, and the stack
+ * ran out here near 2500 levels (a 500, found by fuzzing); the limit keeps a wide margin below
+ * that, and a deeper reply gets a clear error instead (the command did run). Deeper still
+ * (from ~2700 levels while V8 runs it unoptimized, further once optimized), ioredis' parser
+ * itself overflows: see `containParserFailures` in backend.ts.
+ */
+export const MAX_REPLY_DEPTH = 1000;
+
+/**
  * Converts a binary-safe ioredis reply into the Upstash REST result shape.
  *
  * With `Upstash-Encoding: base64` every string becomes base64 of its exact bytes, except a
@@ -28,14 +40,18 @@ const INTEGER = /^-?\d+$/;
  * base64-decodes every string inside an array. So a stored value `OK` inside an MGET answer
  * must be encoded (`T0s=`) to round-trip, while a top-level `OK` is the same either way.
  */
-export function toJsonReply(reply: RawReply, base64: boolean, nested = false): JsonReply {
+export function toJsonReply(reply: RawReply, base64: boolean, depth = 0): JsonReply {
   if (reply === null || reply === undefined) return null;
   if (typeof reply === 'number') return reply;
   if (typeof reply === 'string' && INTEGER.test(reply)) {
     const value = Number(reply);
     return Number.isSafeInteger(value) ? value : new ExactInteger(reply);
   }
-  if (Array.isArray(reply)) return reply.map((item) => toJsonReply(item, base64, true));
+  if (Array.isArray(reply)) {
+    if (depth >= MAX_REPLY_DEPTH) throw replyTooDeep(MAX_REPLY_DEPTH);
+    return reply.map((item) => toJsonReply(item, base64, depth + 1));
+  }
+  const nested = depth > 0;
   // An error nested in an array (e.g. a Lua table holding `redis.error_reply`): JSON has no
   // error type inside a result, so it travels as its message text.
   const bytes = Buffer.isBuffer(reply)

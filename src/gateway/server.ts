@@ -93,14 +93,16 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
     allowMethods(method, STREAM_METHODS);
     // Listening writes nothing, so the read-only token may subscribe too.
     authenticate(c, url, deps);
-    const connection = await deps.pool.dedicated('subscriber');
+    const signal = clientGone(c);
+    const connection = await deps.pool.dedicated('subscriber', signal);
     return openStream({
       kind: first,
       targets,
       connection,
-      signal: c.req.raw.signal,
+      signal,
       registry: deps.streams,
       maxBufferBytes: deps.maxStreamBufferBytes,
+      confirmTimeoutMs: deps.pool.timeoutMs,
       disconnectClient: clientDisconnector(c),
     });
   }
@@ -122,12 +124,13 @@ async function dispatch(c: Context, deps: RestDeps): Promise<Response> {
         'READONLY_TOKEN',
       );
     }
-    const connection = await deps.pool.dedicated('monitor');
+    const signal = clientGone(c);
+    const connection = await deps.pool.dedicated('monitor', signal);
     return openStream({
       kind: 'monitor',
       targets: [],
       connection,
-      signal: c.req.raw.signal,
+      signal,
       registry: deps.streams,
       maxBufferBytes: deps.maxStreamBufferBytes,
       disconnectClient: clientDisconnector(c),
@@ -209,6 +212,24 @@ function json(c: Context, body: unknown): Response {
 /** The Node request and response under Hono (`@hono/node-server` passes them as `c.env`). */
 function nodeBindings(c: Context): { incoming?: IncomingMessage; outgoing?: ServerResponse } {
   return (c.env ?? {}) as { incoming?: IncomingMessage; outgoing?: ServerResponse };
+}
+
+/**
+ * Aborts when the HTTP client goes away. Must be called before the handler awaits anything:
+ * `@hono/node-server` creates the request's AbortController only when `c.req.raw.signal` is
+ * first read, and aborts it when the response closes only if it exists by then. A signal first
+ * read after an await (opening the stream's Redis connection) misses a client that left
+ * meanwhile and never aborts: its stream, and the dedicated connection, stayed open for good.
+ * A response already closed when this runs (should a middleware await before the handler)
+ * counts as gone.
+ */
+function clientGone(c: Context): AbortSignal {
+  const signal = c.req.raw.signal;
+  const { outgoing } = nodeBindings(c);
+  if (!signal.aborted && (outgoing?.destroyed || outgoing?.socket?.destroyed)) {
+    return AbortSignal.abort();
+  }
+  return signal;
 }
 
 /** Cuts the client's connection (for an event stream it does not keep up with). */

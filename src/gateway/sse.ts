@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { backendConnectionLost } from './errors.js';
+import { backendConnectionLost, backendTimeout } from './errors.js';
 
 /**
  * Server-sent-event streams for SUBSCRIBE, PSUBSCRIBE and MONITOR, in the format
@@ -60,6 +60,11 @@ export interface StreamOptions {
    */
   maxBufferBytes: number;
   /**
+   * How long Redis may take to confirm a SUBSCRIBE/PSUBSCRIBE (the backend timeout); without
+   * it, a Redis stopped after the connection was opened would leave the request unanswered.
+   */
+  confirmTimeoutMs?: number;
+  /**
    * Closes the client's HTTP connection at once (queued bytes dropped). Without it, an
    * overflowing stream is errored instead, which ends the response the same way.
    */
@@ -110,6 +115,7 @@ function nameField(text: string): string {
 
 export async function openStream(options: StreamOptions): Promise<Response> {
   const { kind, targets, connection, signal, registry, maxBufferBytes, disconnectClient } = options;
+  const { confirmTimeoutMs } = options;
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let ended = false;
@@ -258,14 +264,27 @@ export async function openStream(options: StreamOptions): Promise<Response> {
       const [p, ch] = [nameField(pattern.toString('utf8')), nameField(channel.toString('utf8'))];
       deliver(`pmessage,${p},${ch},${payloadField(message.toString('utf8'))}`);
     });
-    try {
-      if (kind === 'subscribe') await connection.subscribe(...targets);
-      else await connection.psubscribe(...targets);
-    } catch {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      (kind === 'subscribe'
+        ? connection.subscribe(...targets)
+        : connection.psubscribe(...targets)
+      ).then(
+        () => 'confirmed' as const,
+        () => 'failed' as const,
+      ),
+      new Promise<'timeout'>((resolve) => {
+        if (confirmTimeoutMs !== undefined) {
+          timer = setTimeout(() => resolve('timeout'), confirmTimeoutMs);
+        }
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== 'confirmed') {
       stop();
       // SUBSCRIBE was written; whether Redis registered it is unknown (harmless: the
       // connection is gone), but it is not "not sent".
-      throw backendConnectionLost();
+      throw outcome === 'timeout' ? backendTimeout(confirmTimeoutMs!) : backendConnectionLost();
     }
     // Redis confirms each target with the running count of distinct subscriptions.
     const seen = new Set<string>();

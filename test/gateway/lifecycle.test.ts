@@ -298,6 +298,59 @@ describe('event streams', () => {
     }
   });
 
+  it('are released when the client leaves while the stream is being opened', async () => {
+    // `@hono/node-server` aborts a request's signal only if it was read before the client
+    // left; read after the backend connection was opened, it never aborted, and each such
+    // stream kept its Redis connection (and, for MONITOR, up to 32 MiB of events) for good.
+    const gw = await startTestGateway(redisServer, { allow: ['monitor'], adminToken: ADMIN_TOKEN });
+    const { port } = new URL(gw.url);
+    const connectionsReceived = async () =>
+      Number(/total_connections_received:(\d+)/.exec(await direct.info('stats'))?.[1]);
+    // Every kind: subscribers, monitors, and connections still in their handshake.
+    const allGatewayConnections = async () =>
+      String(await direct.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((line) => line.includes('name=redis-edge-gateway')).length;
+    try {
+      const before = await connectionsReceived();
+      const delays = [0, 0, 1, 2, 5, 10, 20, 50];
+      const paths = ['/subscribe/early-leaver', '/monitor'];
+      await Promise.all(
+        delays.flatMap((ms) =>
+          paths.map(
+            (path) =>
+              new Promise<void>((resolve) => {
+                const socket = net.connect(Number(port), '127.0.0.1', () => {
+                  socket.write(
+                    `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`,
+                  );
+                  setTimeout(() => socket.destroy(), ms);
+                });
+                socket.on('error', () => {});
+                socket.on('close', () => resolve());
+              }),
+          ),
+        ),
+      );
+      const opened = delays.length * paths.length;
+      // Every request got as far as opening its Redis connection...
+      await waitFor(
+        async () => (await connectionsReceived()) >= before + opened,
+        5000,
+        'the stream connections to be opened',
+      );
+      // ...and none is left: only the pool on Redis, no stream in the gateway.
+      await waitFor(
+        async () => (await allGatewayConnections()) === 4,
+        3000,
+        'stream connections to close',
+      );
+      expect(await streams(gw.url)).toBe(0);
+    } finally {
+      await gw.gateway.close();
+    }
+  });
+
   it('keep a client that reads within the limit', async () => {
     const gw = await startTestGateway(redisServer, { maxStreamBufferBytes: 64 * 1024 });
     try {
