@@ -1,17 +1,8 @@
 import net from 'node:net';
-import { Redis as IORedis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NOT_SENT_HEADER, startGateway } from '../../src/gateway/index.js';
-import {
-  post,
-  READONLY_TOKEN,
-  request,
-  startTestGateway,
-  type TestGateway,
-  TOKEN,
-  waitFor,
-} from './helpers.js';
-import { RedisProcess } from './redis-process.js';
+import { useRedisWithGateway } from './fixture.js';
+import { post, READONLY_TOKEN, request, TOKEN, waitFor } from './helpers.js';
 
 /**
  * A script can return a Lua table nested thousands of levels deep, and Redis sends it (7.0
@@ -19,21 +10,7 @@ import { RedisProcess } from './redis-process.js';
  * parser recursed per level inside a socket listener and overflowed the stack (an uncaught
  * exception: the gateway exited), and at ~2500 levels the gateway's own encoding did (a 500).
  */
-let redis: RedisProcess;
-let gw: TestGateway;
-let direct: IORedis;
-
-beforeAll(async () => {
-  redis = await RedisProcess.start();
-  direct = new IORedis(redis.port, '127.0.0.1');
-  gw = await startTestGateway(redis, { readonlyToken: READONLY_TOKEN });
-});
-
-afterAll(async () => {
-  await gw?.gateway.close();
-  direct?.disconnect();
-  await redis?.stop();
-});
+const fixture = useRedisWithGateway({ readonlyToken: READONLY_TOKEN });
 
 /** `EVAL_RO` (allowed for the read-only token) of a script returning `levels` nested tables. */
 const nested = (levels: number) => [
@@ -62,7 +39,7 @@ function depthOf(value: unknown): number {
 
 /** Client ids of the gateway's pool connections, as Redis sees them. */
 async function poolIds(): Promise<string[]> {
-  return String(await direct.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+  return String(await fixture.direct.call('CLIENT', 'LIST', 'TYPE', 'normal'))
     .split('\n')
     .filter((line) => line.includes('name=redis-edge-gateway'))
     .map((line) => /^id=(\d+)/.exec(line)?.[1] ?? '');
@@ -80,23 +57,23 @@ const LOST = {
 
 describe('deeply nested replies', () => {
   it('pass on up to 1000 levels; deeper is a clear 502 (the script did run), not a 500', async () => {
-    const ok = await readonlyPost(gw.url, '/', nested(1000));
+    const ok = await readonlyPost(fixture.gw.url, '/', nested(1000));
     expect(ok.status).toBe(200);
     expect(depthOf((ok.body as { result: unknown }).result)).toBe(1000);
 
     for (const levels of [1001, 2000]) {
-      const deep = await readonlyPost(gw.url, '/', nested(levels));
+      const deep = await readonlyPost(fixture.gw.url, '/', nested(levels));
       expect(deep.status).toBe(502);
       expect(deep.headers.get(NOT_SENT_HEADER)).toBeNull();
       expect(deep.body).toEqual(TOO_DEEP);
     }
     for (const path of ['/pipeline', '/multi-exec']) {
-      const batch = await post(gw.url, path, [['INCR', 'deep-counter'], nested(2000)]);
+      const batch = await post(fixture.gw.url, path, [['INCR', 'deep-counter'], nested(2000)]);
       expect(batch.status).toBe(502);
       expect(batch.body).toEqual(TOO_DEEP);
     }
-    expect(await direct.get('deep-counter')).toBe('2');
-    expect(gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
+    expect(await fixture.direct.get('deep-counter')).toBe('2');
+    expect(fixture.gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
   });
 
   it('the deepest a script gets from Redis is a 502; the gateway and its pool serve on', async () => {
@@ -105,15 +82,17 @@ describe('deeply nested replies', () => {
     // Redis cuts the table off near 8000 levels. Whether ioredis' parser copes with that
     // depends on how far V8 has optimized it (its stack frames shrink): then the gateway's
     // limit answers, otherwise the connection is dropped (the next test forces that case).
-    const deep = await readonlyPost(gw.url, '/', nested(20_000));
+    const deep = await readonlyPost(fixture.gw.url, '/', nested(20_000));
     expect(deep.status).toBe(502);
     expect(deep.headers.get(NOT_SENT_HEADER)).toBeNull();
     expect([TOO_DEEP, LOST]).toContainEqual(deep.body);
 
     await waitFor(async () => (await poolIds()).length === 4, 3000, 'a full pool');
-    const pings = await Promise.all(Array.from({ length: 16 }, () => post(gw.url, '/', ['PING'])));
+    const pings = await Promise.all(
+      Array.from({ length: 16 }, () => post(fixture.gw.url, '/', ['PING'])),
+    );
     expect(pings.map((r) => r.body)).toEqual(pings.map(() => ({ result: 'PONG' })));
-    expect(gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
+    expect(fixture.gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
   });
 
   it("too deep for ioredis' parser: a 502, that connection is replaced, the rest serves on", async () => {

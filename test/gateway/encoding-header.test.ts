@@ -1,8 +1,7 @@
 import { request as httpRequest } from 'node:http';
-import { Redis as IORedis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, type Reply, startTestGateway, type TestGateway, TOKEN } from './helpers.js';
-import { RedisProcess } from './redis-process.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisWithGateway } from './fixture.js';
+import { post, type Reply, TOKEN } from './helpers.js';
 
 /**
  * `Upstash-Encoding`: case-insensitive; a header sent twice arrives comma-joined
@@ -10,28 +9,14 @@ import { RedisProcess } from './redis-process.js';
  * client expecting base64 then mis-decodes); a value the gateway does not know, or two
  * different ones, is a 400 naming the header, and nothing runs.
  */
-let redis: RedisProcess;
-let gw: TestGateway;
-let direct: IORedis;
-
-beforeAll(async () => {
-  redis = await RedisProcess.start();
-  direct = new IORedis(redis.port, '127.0.0.1');
-  gw = await startTestGateway(redis);
-});
-
-afterAll(async () => {
-  await gw?.gateway.close();
-  direct?.disconnect();
-  await redis?.stop();
-});
+const fixture = useRedisWithGateway();
 
 const B64 = Buffer.from('héllo').toString('base64');
 
 /** POST with the header sent as separate lines, exactly as given (fetch would join them). */
 function postRaw(path: string, body: unknown, encodings: string[]): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const url = new URL(path, gw.url);
+    const url = new URL(path, fixture.gw.url);
     const req = httpRequest(url, { method: 'POST' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -60,9 +45,11 @@ function postRaw(path: string, body: unknown, encodings: string[]): Promise<Repl
 
 describe('Upstash-Encoding request header', () => {
   it('accepts any case and a repeat of the same value', async () => {
-    await direct.set('enc:k', 'héllo');
+    await fixture.direct.set('enc:k', 'héllo');
     for (const value of ['base64', 'BASE64', 'Base64', 'base64, base64', ' base64 ,BASE64']) {
-      const reply = await post(gw.url, '/', ['GET', 'enc:k'], { 'upstash-encoding': value });
+      const reply = await post(fixture.gw.url, '/', ['GET', 'enc:k'], {
+        'upstash-encoding': value,
+      });
       expect(reply.body, value).toEqual({ result: B64 });
     }
     // Two header lines, as a client or proxy that adds the header twice sends them.
@@ -77,14 +64,16 @@ describe('Upstash-Encoding request header', () => {
       expect(reply.body, path).toEqual([{ result: B64 }]);
     }
     // No header, or an empty one: plain text, as before.
-    expect((await post(gw.url, '/', ['GET', 'enc:k'])).body).toEqual({ result: 'héllo' });
-    expect((await post(gw.url, '/', ['GET', 'enc:k'], { 'upstash-encoding': '' })).body).toEqual({
+    expect((await post(fixture.gw.url, '/', ['GET', 'enc:k'])).body).toEqual({ result: 'héllo' });
+    expect(
+      (await post(fixture.gw.url, '/', ['GET', 'enc:k'], { 'upstash-encoding': '' })).body,
+    ).toEqual({
       result: 'héllo',
     });
   });
 
   it('refuses an unknown or conflicting value with a 400 naming the header, running nothing', async () => {
-    await direct.del('enc:n');
+    await fixture.direct.del('enc:n');
     const attempts: Array<[string, unknown, string[]]> = [
       ['/', ['INCR', 'enc:n'], ['gzip']],
       ['/', ['INCR', 'enc:n'], ['base64, identity']],
@@ -105,6 +94,6 @@ describe('Upstash-Encoding request header', () => {
       });
       expect(reply.text, what).not.toMatch(/9f3e|gzip|identity|utf-8|base32|hex/);
     }
-    expect(await direct.exists('enc:n')).toBe(0);
+    expect(await fixture.direct.exists('enc:n')).toBe(0);
   });
 });

@@ -1,7 +1,6 @@
-import { Redis as IORedis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startTestGateway, type TestGateway } from './helpers.js';
-import { RedisProcess } from './redis-process.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisWithGateway } from './fixture.js';
+import { post } from './helpers.js';
 
 /**
  * A command with a few hundred thousand arguments (a 2 MB body, well under the body limit)
@@ -9,21 +8,7 @@ import { RedisProcess } from './redis-process.js';
  * the stack past ~125k: a 502 "may have run" for a command that was never sent, and a 500 in a
  * batch.
  */
-let redis: RedisProcess;
-let gw: TestGateway;
-let direct: IORedis;
-
-beforeAll(async () => {
-  redis = await RedisProcess.start();
-  direct = new IORedis(redis.port, '127.0.0.1');
-  gw = await startTestGateway(redis);
-});
-
-afterAll(async () => {
-  await gw?.gateway.close();
-  direct?.disconnect();
-  await redis?.stop();
-});
+const fixture = useRedisWithGateway();
 
 describe('commands with very many arguments', () => {
   const members = Array.from({ length: 200_000 }, (_, i) => `member-${i}`);
@@ -31,12 +16,16 @@ describe('commands with very many arguments', () => {
   it.each(['/', '/pipeline', '/multi-exec'])('run through %s', async (path) => {
     const key = `many:${path}`;
     const command = ['SADD', key, ...members];
-    const answer = await post(gw.url, path, path === '/' ? command : [command, ['SCARD', key]]);
+    const answer = await post(
+      fixture.gw.url,
+      path,
+      path === '/' ? command : [command, ['SCARD', key]],
+    );
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual(
       path === '/' ? { result: 200_000 } : [{ result: 200_000 }, { result: 200_000 }],
     );
-    expect(await direct.scard(key)).toBe(200_000);
-    expect(gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
+    expect(await fixture.direct.scard(key)).toBe(200_000);
+    expect(fixture.gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
   });
 });
