@@ -143,6 +143,13 @@ async function expectUntouched(what: string): Promise<void> {
   expect(await redis.config('GET', 'maxmemory'), what).toEqual(['maxmemory', '0']);
 }
 
+/** The names of the function libraries loaded in Redis, sorted. */
+async function functionLibraries(): Promise<string[]> {
+  return ((await redis.call('FUNCTION', 'LIST')) as unknown[][])
+    .map((lib) => String(lib[1]))
+    .sort();
+}
+
 describe('denied commands stay denied', () => {
   it('as a single command, in any case', async () => {
     for (const command of DENIED) {
@@ -208,14 +215,12 @@ describe('denied commands stay denied', () => {
 
   it('FUNCTION RESTORE with FLUSH is denied like FUNCTION FLUSH, other policies and DELETE are not', async () => {
     const payload = new Uint8Array((await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer);
-    const libraries = async () =>
-      ((await redis.call('FUNCTION', 'LIST')) as unknown[][]).map((lib) => String(lib[1])).sort();
     await redis.call(
       'FUNCTION',
       'LOAD',
       "#!lua name=extra\nredis.register_function('noop', function() return 1 end)",
     );
-    expect(await libraries()).toEqual(['extra', 'sec']);
+    expect(await functionLibraries()).toEqual(['extra', 'sec']);
     // A real dump as raw bytes (path form: POST body = last argument, query = trailing ones).
     for (const policy of ['FLUSH', 'flush', 'Flush']) {
       await expectDenied(
@@ -223,14 +228,14 @@ describe('denied commands stay denied', () => {
         `FUNCTION RESTORE <dump> ${policy}`,
       );
     }
-    expect(await libraries()).toEqual(['extra', 'sec']);
+    expect(await functionLibraries()).toEqual(['extra', 'sec']);
     // REPLACE (same libraries back) and FUNCTION DELETE of one named library stay allowed.
     const replace = await send('/function/restore?REPLACE', undefined, { body: payload });
     expect(await replace.json()).toEqual({ result: 'OK' });
     expect(await (await send('/', ['FUNCTION', 'DELETE', 'extra'])).json()).toEqual({
       result: 'OK',
     });
-    expect(await libraries()).toEqual(['sec']);
+    expect(await functionLibraries()).toEqual(['sec']);
     // `allow: ['FUNCTION FLUSH']` lifts both forms, as one rule.
     const open = await startGateway({
       redisUrl: cluster.redisUrls!.a!,
@@ -248,7 +253,7 @@ describe('denied commands stay denied', () => {
     } finally {
       await open.close();
     }
-    expect(await libraries()).toEqual(['sec']);
+    expect(await functionLibraries()).toEqual(['sec']);
   });
 
   it('scripts cannot run a denied command through a gateway on a backendAclRules() user', async () => {
@@ -432,22 +437,20 @@ describe('a NUL byte in a command name or subcommand', () => {
     expect(await keys.json()).toEqual({ result: null });
 
     const payload = new Uint8Array((await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer);
-    const libraries = async () =>
-      ((await redis.call('FUNCTION', 'LIST')) as unknown[][]).map((lib) => String(lib[1])).sort();
     await redis.call(
       'FUNCTION',
       'LOAD',
       'REPLACE',
       "#!lua name=extra\nredis.register_function('noop', function() return 1 end)",
     );
-    const loaded = await libraries();
+    const loaded = await functionLibraries();
     for (const policy of ['FLUSH%00', 'flush%00x']) {
       await expectDenied(
         await send(`/function/restore?${policy}`, undefined, { body: payload }),
         `FUNCTION RESTORE <dump> ${policy}`,
       );
     }
-    expect(await libraries()).toEqual(loaded);
+    expect(await functionLibraries()).toEqual(loaded);
     await redis.call('FUNCTION', 'DELETE', 'extra');
   });
 
