@@ -1,5 +1,4 @@
 import type { RawReply } from './backend.js';
-import { replyTooDeep } from './errors.js';
 
 /**
  * An integer reply outside JS' safe range, kept as Redis' digits: written into the JSON as a
@@ -28,6 +27,29 @@ const INTEGER = /^-?\d+$/;
 export const MAX_REPLY_DEPTH = 1000;
 
 /**
+ * The command's answer, as JSON: its result, or, for a reply deeper than `MAX_REPLY_DEPTH`, an
+ * error in its place. That error belongs to the command (every member would answer the same),
+ * so it travels like a Redis error, a command error to clients: a 5xx would make a failover
+ * client count it against each member in turn. It says the command ran.
+ */
+export function encodeReply(
+  reply: RawReply,
+  base64: boolean,
+): { result: JsonReply } | { error: string; code: 'REPLY_TOO_DEEP' } {
+  try {
+    return { result: toJsonReply(reply, base64) };
+  } catch (err) {
+    if (!(err instanceof ReplyTooDeep)) throw err;
+    return {
+      error: `ERR the reply is nested more than ${MAX_REPLY_DEPTH} levels deep, which this gateway does not pass on; the command did run`,
+      code: 'REPLY_TOO_DEEP',
+    };
+  }
+}
+
+class ReplyTooDeep extends Error {}
+
+/**
  * Converts a binary-safe ioredis reply into the Upstash REST result shape.
  *
  * With `Upstash-Encoding: base64` every string becomes base64 of its exact bytes, except a
@@ -48,7 +70,7 @@ export function toJsonReply(reply: RawReply, base64: boolean, depth = 0): JsonRe
     return Number.isSafeInteger(value) ? value : new ExactInteger(reply);
   }
   if (Array.isArray(reply)) {
-    if (depth >= MAX_REPLY_DEPTH) throw replyTooDeep(MAX_REPLY_DEPTH);
+    if (depth >= MAX_REPLY_DEPTH) throw new ReplyTooDeep();
     return reply.map((item) => toJsonReply(item, base64, depth + 1));
   }
   const nested = depth > 0;

@@ -91,17 +91,6 @@ export const backendConnectionLost = (): GatewayError =>
     'BACKEND_CONNECTION_LOST',
   );
 
-/**
- * 502 without the marker: Redis ran the command and answered, but the answer is nested deeper
- * than the gateway passes on (see `MAX_REPLY_DEPTH` in encoding.ts). Only the limit is named.
- */
-export const replyTooDeep = (limit: number): GatewayError =>
-  new GatewayError(
-    502,
-    `backend reply is nested more than ${limit} levels deep, which this gateway does not pass on; the command did run`,
-    'REPLY_TOO_DEEP',
-  );
-
 /** 504 without the marker: the command was written but Redis did not answer in time. */
 export const backendTimeout = (ms: number): GatewayError =>
   new GatewayError(

@@ -3,7 +3,7 @@ import { type Context, Hono } from 'hono';
 import { presentedToken, type Role, type TokenAuth } from './auth.js';
 import type { BackendPool, Command } from './backend.js';
 import type { CommandFlags } from './command-flags.js';
-import { jsonText, toJsonReply, wantsBase64 } from './encoding.js';
+import { encodeReply, jsonText, wantsBase64 } from './encoding.js';
 import { badRequest, GatewayError, methodNotAllowed, notFound, unauthorized } from './errors.js';
 import { parseJson, pathCommand, readBody, toBatch, toCommand } from './input.js';
 import type { CommandPolicy } from './policy.js';
@@ -180,7 +180,8 @@ async function runSingle(c: Context, deps: RestDeps, role: Role, command: Comman
   await authorize(deps, role, [command], false);
   const answer = await deps.pool.call(command);
   if (answer.kind === 'redis-error') return c.json({ error: answer.message }, 400);
-  return json(c, { result: toJsonReply(answer.reply, base64(c)) });
+  const encoded = encodeReply(answer.reply, base64(c));
+  return 'error' in encoded ? c.json(encoded, 400) : json(c, encoded);
 }
 
 async function runBatch(
@@ -199,7 +200,7 @@ async function runBatch(
   return json(
     c,
     answer.map((item) =>
-      item.kind === 'ok' ? { result: toJsonReply(item.reply, encode) } : { error: item.message },
+      item.kind === 'ok' ? encodeReply(item.reply, encode) : { error: item.message },
     ),
   );
 }

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { NOT_SENT_HEADER, startGateway } from '../../src/gateway/index.js';
+import { createFailoverRedis } from '../../src/index.js';
+import { startLocalCluster } from '../../src/testing/index.js';
 import { useRedisWithGateway } from './fixture.js';
 import { post, READONLY_TOKEN, request, TOKEN, waitFor } from './helpers.js';
 
@@ -47,7 +49,7 @@ async function poolIds(): Promise<string[]> {
 
 const TOO_DEEP = {
   error:
-    'backend reply is nested more than 1000 levels deep, which this gateway does not pass on; the command did run',
+    'ERR the reply is nested more than 1000 levels deep, which this gateway does not pass on; the command did run',
   code: 'REPLY_TOO_DEEP',
 };
 const LOST = {
@@ -56,36 +58,41 @@ const LOST = {
 };
 
 describe('deeply nested replies', () => {
-  it('pass on up to 1000 levels; deeper is a clear 502 (the script did run), not a 500', async () => {
+  it("pass on up to 1000 levels; deeper is the command's error (the script did run), not a 500", async () => {
     const ok = await readonlyPost(fixture.gw.url, '/', nested(1000));
     expect(ok.status).toBe(200);
     expect(depthOf((ok.body as { result: unknown }).result)).toBe(1000);
 
+    // A command error, not a 5xx: every member would answer the same, and a failover client
+    // counts a 5xx against each member it tries.
     for (const levels of [1001, 2000]) {
       const deep = await readonlyPost(fixture.gw.url, '/', nested(levels));
-      expect(deep.status).toBe(502);
+      expect(deep.status).toBe(400);
       expect(deep.headers.get(NOT_SENT_HEADER)).toBeNull();
       expect(deep.body).toEqual(TOO_DEEP);
     }
-    for (const path of ['/pipeline', '/multi-exec']) {
+    // In a batch, in that command's place; the others keep their results.
+    for (const [i, path] of ['/pipeline', '/multi-exec'].entries()) {
       const batch = await post(fixture.gw.url, path, [['INCR', 'deep-counter'], nested(2000)]);
-      expect(batch.status).toBe(502);
-      expect(batch.body).toEqual(TOO_DEEP);
+      expect(batch.status).toBe(200);
+      expect(batch.body).toEqual([{ result: i + 1 }, TOO_DEEP]);
     }
     expect(await fixture.direct.get('deep-counter')).toBe('2');
     expect(fixture.gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
   });
 
-  it('the deepest a script gets from Redis is a 502; the gateway and its pool serve on', async () => {
+  it('the deepest a script gets from Redis is an error; the gateway and its pool serve on', async () => {
     const before = await poolIds();
     expect(before).toHaveLength(4);
     // Redis cuts the table off near 8000 levels. Whether ioredis' parser copes with that
     // depends on how far V8 has optimized it (its stack frames shrink): then the gateway's
     // limit answers, otherwise the connection is dropped (the next test forces that case).
     const deep = await readonlyPost(fixture.gw.url, '/', nested(20_000));
-    expect(deep.status).toBe(502);
     expect(deep.headers.get(NOT_SENT_HEADER)).toBeNull();
-    expect([TOO_DEEP, LOST]).toContainEqual(deep.body);
+    expect([
+      [400, TOO_DEEP],
+      [502, LOST],
+    ]).toContainEqual([deep.status, deep.body]);
 
     await waitFor(async () => (await poolIds()).length === 4, 3000, 'a full pool');
     const pings = await Promise.all(
@@ -93,6 +100,33 @@ describe('deeply nested replies', () => {
     );
     expect(pings.map((r) => r.body)).toEqual(pings.map(() => ({ result: 'PONG' })));
     expect(fixture.gw.logs.filter((line) => line.includes('unexpected'))).toEqual([]);
+  });
+
+  it('through the failover client: the caller gets the error, and no member is counted as failing', async () => {
+    const cluster = await startLocalCluster({ members: 2 });
+    const switches: unknown[] = [];
+    try {
+      const redis = createFailoverRedis({
+        members: cluster.members,
+        health: { enabled: false },
+        on: { switch: (e) => switches.push(e) },
+      });
+      const [, script] = nested(1500);
+      for (let i = 0; i < 3; i++) {
+        await expect(redis.evalRo(script!, [], [])).rejects.toThrow(
+          /nested more than 1000 levels deep.*the command did run/,
+        );
+      }
+      expect(switches).toEqual([]);
+      expect(
+        redis.snapshot().members.map((m) => [m.name, m.circuit, m.consecutiveFailures]),
+      ).toEqual([
+        ['a', 'closed', 0],
+        ['b', 'closed', 0],
+      ]);
+    } finally {
+      await cluster.stop();
+    }
   });
 
   it("too deep for ioredis' parser: a 502, that connection is replaced, the rest serves on", async () => {
