@@ -20,6 +20,7 @@ import {
   type Probe,
   type ProbeVerdict,
   pingProbe,
+  scrubSecrets,
 } from './probes.js';
 import { cacheKeyFor } from './shared.js';
 import type { HealthStore } from './store.js';
@@ -85,6 +86,11 @@ export async function checkMember(
     verdict = { ...verdict, lagging: false };
   }
   const refused = !verdict.healthy && decider.configProblem !== undefined;
+  // What a server answered (a PING error, an availability error_code) may quote the request's
+  // credentials back; none of it is kept or published with them.
+  const { member } = record;
+  verdict = { ...verdict, reason: scrubSecrets(member, verdict.reason) };
+  if (verdict.configProblem) verdict.configProblem = scrubSecrets(member, verdict.configProblem);
   const event = store.recordCheck(name, { ...verdict, refused }, deps.circuit, deps.now());
   if (event) deps.emitter.emit('health', event);
   return verdict;

@@ -83,16 +83,28 @@ async function abortAfter<T>(ms: number, task: (signal: AbortSignal) => Promise<
   }
 }
 
+/** `user:password` as Basic auth sends it: base64 of UTF-8 bytes (btoa alone takes Latin-1). */
+function basicCredentials(a: { username: string; password: string }): string {
+  return btoa(String.fromCharCode(...new TextEncoder().encode(`${a.username}:${a.password}`)));
+}
+
+/**
+ * `text` without the member's secrets: its token, its availability password, and the Basic
+ * credentials that carry it. A probe's words go into snapshots, events, the shared record and
+ * status pages, and a server (or a custom probe rethrowing a fetch error) may quote a request's
+ * Authorization back.
+ */
+export function scrubSecrets(member: ResolvedMember, text: string): string {
+  const a = member.availability;
+  for (const secret of [member.token, a?.password, a && basicCredentials(a)]) {
+    if (secret) text = text.replaceAll(secret, '***');
+  }
+  return text;
+}
+
 export function customProbe(fn: CustomProbe): Probe {
   return async ({ member, timeoutMs }) => {
-    // Its words go into snapshots, events, the shared record and status pages: a function that
-    // closes over the member's credentials and rethrows a fetch error must not publish them.
-    const scrub = (text: string) => {
-      for (const secret of [member.token, member.availability?.password]) {
-        if (secret) text = text.split(secret).join('***');
-      }
-      return text;
-    };
+    const scrub = (text: string) => scrubSecrets(member, text);
     try {
       const result = await abortAfter(timeoutMs, (signal) =>
         fn({ name: member.name, url: member.url }, { signal }),
@@ -128,10 +140,8 @@ export const availabilityProbe: Probe = async ({
 }) => {
   // The checker picks this probe only for members with an availability API.
   const a = member.availability!;
-  // Basic auth of UTF-8 bytes: btoa alone only takes Latin-1.
-  const credentials = new TextEncoder().encode(`${a.username}:${a.password}`);
   const headers = {
-    authorization: `Basic ${btoa(String.fromCharCode(...credentials))}`,
+    authorization: `Basic ${basicCredentials(a)}`,
     accept: 'application/json',
   };
   let timedOut = false;

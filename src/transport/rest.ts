@@ -231,12 +231,21 @@ function isReplyObject(value: unknown): value is { result?: unknown; error?: unk
   return 'result' in reply || typeof reply.error === 'string';
 }
 
-function decodeReply(raw: { result?: unknown; error?: unknown }): RestReply {
-  return { result: decodeResult(raw.result), error: raw.error as string | undefined };
+/**
+ * An error text goes to the caller as it is (`@upstash/redis` matches on `NOSCRIPT`), except
+ * the token: a server that quotes the request's Authorization back must not put it in an error.
+ */
+function decodeReply(raw: { result?: unknown; error?: unknown }, token: string): RestReply {
+  const error = raw.error as string | undefined;
+  return { result: decodeResult(raw.result), error: error?.replaceAll(token, '***') };
 }
 
 /** The decoded reply, or undefined when the body is not what an Upstash REST server sends. */
-function parseReply(request: MemberRequest, text: string): RestReply | RestReply[] | undefined {
+function parseReply(
+  request: MemberRequest,
+  text: string,
+  token: string,
+): RestReply | RestReply[] | undefined {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -244,17 +253,19 @@ function parseReply(request: MemberRequest, text: string): RestReply | RestReply
     return undefined;
   }
   if (request.kind !== 'command' && Array.isArray(body)) {
+    // One reply per command sent: any other count cannot be matched to the commands.
+    if (body.length !== request.commands.length) return undefined;
     const replies: RestReply[] = [];
     for (const element of body) {
       if (!isReplyObject(element)) return undefined;
-      replies.push(decodeReply(element));
+      replies.push(decodeReply(element, token));
     }
     return replies;
   }
   // A discarded transaction (and an error for the whole batch) is one `{error}` object.
   if (isReplyObject(body)) {
     if (request.kind !== 'command' && typeof body.error !== 'string') return undefined;
-    return decodeReply(body);
+    return decodeReply(body, token);
   }
   return undefined;
 }
@@ -572,7 +583,7 @@ class RestTransport implements MemberTransport {
         );
       }
 
-      const reply = parseReply(request, text);
+      const reply = parseReply(request, text, this.#token);
       // 2xx: any REST reply. 4xx: only an `{error}`, the command error the caller gets as-is.
       if (reply !== undefined && (status < 300 || isErrorReply(reply))) {
         return { kind: 'ok', reply, status, latencyMs: performance.now() - started };

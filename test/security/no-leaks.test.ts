@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
@@ -297,6 +299,49 @@ describe('no secret in errors, events, logs or snapshots', () => {
     expect(members.find((m) => m.name === 'a')!.configProblem).toMatch(/refused Bearer \*\*\*/);
     expect(members.filter((m) => m.status === 'unhealthy').map((m) => m.name)).toEqual(['b', 'c']);
     expect(leaks(deepText(collected), secrets)).toEqual([]);
+  });
+
+  it('a member and an availability API that quote the request credentials back', async () => {
+    // Both answer with whatever Authorization they were sent: the REST side in a command error,
+    // the availability side in its error_code (503: down; then 401: misconfigured).
+    let availabilityStatus = 503;
+    const echo = createServer((req, res) => {
+      const quoted = `invalid auth ${req.headers.authorization}`;
+      res.setHeader('content-type', 'application/json');
+      if (req.url?.startsWith('/v1/')) {
+        res.statusCode = availabilityStatus;
+        res.end(JSON.stringify({ error_code: quoted, description: quoted }));
+      } else {
+        res.end(JSON.stringify({ error: `ERR ${quoted}` }));
+      }
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    try {
+      const a = cluster.members[0]!;
+      const member = { ...a, url, availability: { ...a.availability, url } };
+      const { redis } = client({ members: [member], health: { probe: 'ping' } });
+      await attempt(() => redis.get('k'));
+      await attempt(() => redis.pipeline().get('k').set('k', 'v').exec());
+      await redis.refreshAll();
+      snapshot(redis);
+      resetHealthStores();
+      const { redis: checked } = client({ members: [member] });
+      await checked.refreshAll();
+      snapshot(checked);
+      expect(checked.snapshot().members[0]).toMatchObject({ status: 'unhealthy' });
+      availabilityStatus = 401;
+      resetHealthStores();
+      const { redis: refused } = client({ members: [member] });
+      await refused.refreshAll();
+      snapshot(refused);
+      expect(refused.snapshot().members[0]!.configProblem).toContain('***');
+      // The command error still reaches the caller, its quote of the token masked.
+      expect(deepText(collected)).toContain('ERR invalid auth Bearer ***');
+      expect(leaks(deepText(collected), secrets)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => echo.close(resolve));
+    }
   });
 
   it('the scan itself finds a secret hidden in an error cause (self-check)', () => {

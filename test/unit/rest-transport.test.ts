@@ -357,8 +357,9 @@ describe('base64 decoding', () => {
         next = result;
         const expected = (await official.client.request({ body: ['x'] })) as RestReply;
         expect(expectOk(await ours.send(cmd('x'), { timeoutMs: 2000 }))).toEqual(expected);
-        const expectedBatch = await official.client.request({ path: ['pipeline'], body: [['x']] });
-        const batch = await ours.send({ kind: 'pipeline', commands: [['x']] }, { timeoutMs: 2000 });
+        const commands = [['x'], ['x']];
+        const expectedBatch = await official.client.request({ path: ['pipeline'], body: commands });
+        const batch = await ours.send({ kind: 'pipeline', commands }, { timeoutMs: 2000 });
         expect(expectOk(batch)).toEqual(expectedBatch);
       }),
       { numRuns: 60 },
@@ -404,6 +405,30 @@ describe('answers from the member', () => {
     expect(outcome).toMatchObject({ kind: 'ok', status: 400 });
     expect(expectOk(outcome)).toEqual({ error });
   });
+
+  it.each([0, 1, 3])(
+    'takes a batch answered with %i replies for 2 commands as malformed (they cannot be matched)',
+    async (count) => {
+      const server = await httpServer((_req, res) =>
+        json(
+          res,
+          200,
+          Array.from({ length: count }, () => ({ result: 'x' })),
+        ),
+      );
+      for (const kind of ['pipeline', 'multi-exec'] as const) {
+        const outcome = await send(transportFor(server.url), {
+          kind,
+          commands: [
+            ['get', 'a'],
+            ['incr', 'n'],
+          ],
+        });
+        expect(outcome.kind).toBe('unknown-outcome');
+        expect(reasonOf(outcome)).toBe('malformed-reply');
+      }
+    },
+  );
 
   it('returns another 4xx with an {error} body as ok (the member refused the command)', async () => {
     const server = await httpServer((_req, res) =>
