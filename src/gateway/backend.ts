@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { WRITE_REFUSAL_CODES } from '../transport/types.js';
 import {
   backendConnectionLost,
   backendRefused,
@@ -66,7 +67,7 @@ const NOT_RUN_CODES: Record<string, string> = {
  * script refused that way gets the command error.
  */
 const SCRIPT_COMMANDS = new Set(['EVAL', 'EVALSHA', 'EVAL_RO', 'EVALSHA_RO', 'FCALL', 'FCALL_RO']);
-const WRITE_REFUSALS = new Set(['OOM', 'READONLY', 'NOREPLICAS', 'MISCONF']);
+const WRITE_REFUSALS = new Set(WRITE_REFUSAL_CODES);
 const REDIS_REFUSALS = new Set([
   'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.',
   'BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.',

@@ -35,7 +35,7 @@ import type {
   RestReply,
   SendOptions,
 } from './types.js';
-import { NOT_SENT_HEADER, REFUSED_HEADER } from './types.js';
+import { NOT_SENT_HEADER, REFUSED_HEADER, WRITE_REFUSAL_CODES } from './types.js';
 
 export interface RestMember {
   name: string;
@@ -330,7 +330,7 @@ function classifyStatus(
         : 'its Redis is unreachable';
     return fail(
       'not-sent',
-      code && /^(OOM|READONLY|NOREPLICAS|MISCONF)$/.test(code) ? 'writes-refused' : 'http-status',
+      code && WRITE_REFUSAL_CODES.includes(code) ? 'writes-refused' : 'http-status',
       `did not run the request (HTTP 503: ${why})`,
     );
   }

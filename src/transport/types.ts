@@ -61,3 +61,8 @@ export const NOT_SENT_HEADER = 'x-redis-edge-sent';
  * code (`OOM`, `LOADING`, ...). A full member and an unreachable one call for different fixes.
  */
 export const REFUSED_HEADER = 'x-redis-edge-refused';
+/**
+ * The refusals Redis gives only writes (reads keep running on that member): the gateway's rule
+ * for scripts and the client's reason to leave such a member at once both read this one list.
+ */
+export const WRITE_REFUSAL_CODES: readonly string[] = ['OOM', 'READONLY', 'NOREPLICAS', 'MISCONF'];
